@@ -1,0 +1,119 @@
+"""Model configuration: one frozen dataclass, read only by ``build_model`` and the tools."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+NormPlacement = Literal["post", "pre"]
+PositionalKind = Literal["sinusoidal", "learned"]
+Activation = Literal["relu", "gelu"]
+MAX_POSITIONS = 65536
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of an encoder-decoder Transformer.
+
+    Defaults are the paper's base model (section 3, table 3): d_model 512, 8 heads of width 64,
+    d_ff 2048, 6 + 6 layers, dropout 0.1, post-LN, sinusoidal positions, shared embeddings.
+    """
+
+    vocab_size: int
+    d_model: int = 512
+    n_heads: int = 8
+    d_ff: int = 2048
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation: Activation = "relu"
+    norm: NormPlacement = "post"
+    positional: PositionalKind = "sinusoidal"
+    max_positions: int = 1024
+    tie_embeddings: bool = True
+    layer_norm_eps: float = 1e-5
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+    def __post_init__(self) -> None:
+        problems = list(_problems(self))
+        if problems:
+            raise ValueError("invalid model configuration: " + "; ".join(problems))
+
+    @property
+    def head_dim(self) -> int:
+        """d_k = d_v = d_model / n_heads (64 in the paper's base model)."""
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a mapping, naming any unknown or missing field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model configuration must be a JSON object, got {type(data).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model configuration field(s): {', '.join(unknown)}")
+        if "vocab_size" not in data:
+            raise ValueError("the model configuration has no 'vocab_size'")
+        return cls(**data)
+
+
+def _problems(config: ModelConfig) -> list[str]:
+    problems = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        choices = get_args(_FIELD_TYPES.get(field.name, object))
+        if choices and value not in choices:
+            problems.append(f"{field.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        elif field.name in _INTS and (isinstance(value, bool) or not isinstance(value, int)):
+            problems.append(f"{field.name} must be an integer, got {value!r}")
+        elif field.name in _FLOATS and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"{field.name} must be a number, got {value!r}")
+    if problems:
+        return problems
+    for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_positions"):
+        if getattr(config, name) <= 0:
+            problems.append(f"{name} must be positive, got {getattr(config, name)}")
+    for name in ("encoder_layers", "decoder_layers"):
+        if getattr(config, name) < 0:
+            problems.append(f"{name} must not be negative, got {getattr(config, name)}")
+    if not 0.0 < config.layer_norm_eps < 1.0:
+        problems.append(f"layer_norm_eps must be in (0, 1), got {config.layer_norm_eps}")
+    if config.max_positions > MAX_POSITIONS:
+        problems.append(f"max_positions must be at most {MAX_POSITIONS}, got {config.max_positions}")
+    for name in ("dropout", "attention_dropout"):
+        if not 0.0 <= getattr(config, name) < 1.0:
+            problems.append(f"{name} must be in [0, 1), got {getattr(config, name)}")
+    if config.n_heads > 0 and config.d_model % config.n_heads != 0:
+        problems.append(f"d_model ({config.d_model}) must be divisible by n_heads ({config.n_heads})")
+    if config.positional == "sinusoidal" and config.d_model % 2 != 0:
+        problems.append(f"sinusoidal positions need an even d_model, got {config.d_model}")
+    for name in ("pad_id", "bos_id", "eos_id"):
+        if not 0 <= getattr(config, name) < max(config.vocab_size, 1):
+            problems.append(
+                f"{name} must be a token id below vocab_size ({config.vocab_size}), got {getattr(config, name)}"
+            )
+    return problems
+
+
+_FIELD_TYPES: dict[str, Any] = {"activation": Activation, "norm": NormPlacement, "positional": PositionalKind}
+_INTS = {
+    "vocab_size",
+    "d_model",
+    "n_heads",
+    "d_ff",
+    "encoder_layers",
+    "decoder_layers",
+    "max_positions",
+    "pad_id",
+    "bos_id",
+    "eos_id",
+}
+_FLOATS = {"dropout", "attention_dropout", "layer_norm_eps"}

@@ -1,0 +1,157 @@
+"""Saving and loading models: weights in safetensors plus a JSON configuration.
+
+A model directory holds ``config.json`` and ``model.safetensors``. Nothing is ever unpickled:
+safetensors stores raw tensors, and JSON stores the shape of the model. Every problem with a
+file is reported as a :class:`ModelFileError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from selfattention.config import ModelConfig
+from selfattention.model import Transformer, build_model
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "selfattention-transformer"
+FORMAT_VERSION = 1
+_READABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, unreadable, or does not match what it claims to be."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+def save_model(model: Transformer, directory: Path | str, config: ModelConfig | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory``; return it.
+
+    Each file is written to a temporary name and renamed, so a crash never leaves half a file.
+    """
+    config = config or model.config
+    if config is None:
+        raise ValueError("save_model needs the model's configuration (build the model with build_model)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, aliases = unique_tensors(model)
+    metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "aliases": json.dumps(aliases)}
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    document = {"format": FORMAT, "version": FORMAT_VERSION, "model": config.to_dict()}
+    text = json.dumps(document, indent=2) + "\n"
+    atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return directory
+
+
+def load_config(directory: Path | str) -> ModelConfig:
+    """Read and check ``config.json`` in a model directory."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise ModelFileError(path, "no such file (a model directory holds config.json and model.safetensors)")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ModelFileError(path, f"cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ModelFileError(path, f"not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise ModelFileError(path, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(path, f'not a selfattention model configuration (expected "format": "{FORMAT}")')
+    version = document.get("version")
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise ModelFileError(
+            path, f"unsupported format version {document.get('version')!r} (this release reads {FORMAT_VERSION})"
+        )
+    try:
+        return ModelConfig.from_dict(document.get("model"))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(path, str(error)) from None
+
+
+def load_model(directory: Path | str, *, device: str | torch.device = "cpu") -> Transformer:
+    """Build the model ``config.json`` describes and fill it from ``model.safetensors``."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise ModelFileError(directory, "no such model directory")
+    config = load_config(directory)
+    model = build_model(config)
+    load_weights(model, directory / WEIGHTS_FILE)
+    model.eval()
+    return model.to(device)
+
+
+def load_weights(model: Transformer, path: Path | str) -> None:
+    """Copy the tensors of a safetensors file into ``model``, checking every name and shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(
+            path, f"not a readable safetensors file ({error}); it may be truncated or corrupted"
+        ) from None
+    expected = model.state_dict()
+    _, aliases = unique_tensors(model)
+    for alias, source in aliases.items():
+        if source in tensors and alias not in tensors:
+            tensors[alias] = tensors[source]
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensor(s), e.g. {', '.join(unexpected[:3])}")
+        raise ModelFileError(path, "weights do not match config.json: " + "; ".join(parts))
+    for name, tensor in tensors.items():
+        want = expected[name]
+        if tensor.shape != want.shape:
+            raise ModelFileError(
+                path, f"tensor {name} has shape {tuple(tensor.shape)}, but config.json implies {tuple(want.shape)}"
+            )
+        if not tensor.is_floating_point() or tensor.dtype not in _READABLE_DTYPES:
+            raise ModelFileError(path, f"tensor {name} has dtype {tensor.dtype}; expected float32, float16 or bfloat16")
+        if not torch.isfinite(tensor).all():
+            raise ModelFileError(path, f"tensor {name} contains NaN or infinite values")
+    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
+
+
+def unique_tensors(model: Transformer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """State dict without tied duplicates, and the map from each duplicate to the name kept."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first_name: dict[tuple[int, tuple[int, ...]], str] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape))
+        if key in first_name:
+            aliases[name] = first_name[key]
+        else:
+            first_name[key] = name
+            tensors[name] = tensor.detach().contiguous().cpu()
+    return tensors, aliases
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
