@@ -1,0 +1,51 @@
+"""The ``selfattention`` command line: one module per command, joined here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from selfattention.cli import evaluate, explain, train, translate
+from selfattention.cli.common import CommandError
+from selfattention.data.text_files import CorpusError
+from selfattention.data.tokenizer import TokenizerError
+from selfattention.model_io import ModelFileError
+
+COMMANDS = (explain, translate, train, evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfattention",
+        description="Train, run and see an English-to-French Transformer, one attention step at a time.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose if args.verbose else logging.WARNING
+    if args.command == "train":
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (CommandError, CorpusError, ModelFileError, TokenizerError) as error:
+        sys.stderr.write(f"selfattention {args.command}: error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+__all__ = ["CommandError", "build_parser", "main"]

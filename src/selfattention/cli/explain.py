@@ -1,0 +1,92 @@
+"""`selfattention explain`: one attention head, step by step, as the seeds show it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from selfattention.cli.common import CommandError
+from selfattention.inspection import KINDS, TraceRecorder, explain_head, render_explanation, toy_attention
+from selfattention.inspection.placeholder import placeholder_model, split_words, word_ids
+from selfattention.inspection.toy import TOY_TOKENS
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="show self-attention step by step on a sentence",
+        description=(
+            "Show one attention head at work on a sentence, as the seeds do: the shapes of X, Q, K "
+            "and V; the similarity scores Q·Kᵀ; their division by sqrt(d_k); the softmax weights "
+            "as percentages; the output Z; and where each word looks."
+        ),
+        epilog='Examples: selfattention explain "I am good"    selfattention explain --example toy',
+    )
+    explain.add_argument("text", nargs="?", help="the English sentence (not needed with --example)")
+    explain.add_argument("--layer", type=int, default=0, help="layer to show, from 0 (default 0)")
+    explain.add_argument("--head", type=int, default=0, help="head to show, from 0 (default 0)")
+    explain.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="encoder",
+        help="encoder self-attention (default), decoder self-attention, or cross-attention",
+    )
+    explain.add_argument("--target", help="the French side, for --kind decoder or cross")
+    explain.add_argument(
+        "--example",
+        choices=["toy"],
+        help="toy: seed 001's 'love Apple phones' with 2-dimensional vectors, computed exactly",
+    )
+    explain.add_argument("--columns", type=int, default=8, help="columns of Z to print (default 8)")
+    explain.add_argument("--seed", type=int, default=0, help="seed of the random stand-in model (default 0)")
+    explain.set_defaults(run=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    if args.columns < 1:
+        raise CommandError("--columns must be at least 1")
+    if args.example == "toy":
+        if args.text:
+            raise CommandError("--example toy uses its own sentence; leave out the text")
+        step = toy_attention()
+        sys.stdout.write(
+            "Seed 001's toy example: 'love Apple phones' with 2-dimensional embeddings,\n"
+            "W_Q = identity, W_K = [[1, 1], [0, 1]], W_V = identity.\n\n"
+        )
+        sys.stdout.write(render_explanation(explain_head(step, 0, TOY_TOKENS, has_bias=False)) + "\n")
+        return 0
+    words = split_words(args.text or "")
+    if not words:
+        raise CommandError('give an English sentence, e.g. selfattention explain "I am good"')
+    target = split_words(args.target or "")
+    if args.kind != "encoder" and not target:
+        raise CommandError(f'--kind {args.kind} needs the French side: add --target "Je vais bien"')
+    model = placeholder_model(args.seed)
+    assert model.config is not None
+    layers = model.config.encoder_layers if args.kind == "encoder" else model.config.decoder_layers
+    if not 0 <= args.layer < layers:
+        raise CommandError(f"--layer {args.layer} does not exist: the model has layers 0 to {layers - 1}")
+    if not 0 <= args.head < model.config.n_heads:
+        raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {model.config.n_heads - 1}")
+    sys.stdout.write(
+        f"Model: randomly initialised (seed {args.seed}), the seeds' sizes: d_model 512, 8 heads of d_k 64, "
+        "6 + 6 layers.\nNo trained model is installed yet, so the weights are random and the pattern "
+        "shows the mechanics, not meaning.\n\n"
+    )
+    recorder = TraceRecorder()
+    src = word_ids(words)
+    query_tokens, key_tokens = words, words
+    with torch.no_grad():
+        if args.kind == "encoder":
+            model.encode(src, recorder=recorder)
+        else:
+            tgt = torch.cat([torch.tensor([[1]]), word_ids(target)], dim=1)  # start token, then the words
+            model(src, tgt, recorder=recorder)
+            query_tokens = ["<s>", *target]
+            key_tokens = words if args.kind == "cross" else query_tokens
+    step = recorder.attention(args.kind, args.layer)
+    explanation = explain_head(step, args.head, query_tokens, key_tokens)
+    sys.stdout.write(render_explanation(explanation, max_columns=args.columns) + "\n")
+    return 0

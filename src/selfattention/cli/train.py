@@ -1,0 +1,83 @@
+"""`selfattention train` (and `curves`, `download`): train a translator from a TOML config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selfattention.cli.common import CommandError
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a translator from a configuration file",
+        description=(
+            "Train an English-to-French Transformer as the configuration file says ([model], [data] "
+            "and [train] tables), writing checkpoints, metrics.jsonl, curves.png and the best model "
+            "(best/) into --out. Any setting can be overridden as table.key=value."
+        ),
+        epilog="Example: selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60",
+    )
+    parser.add_argument("--config", required=True, help="TOML configuration, e.g. configs/en-fr.toml")
+    parser.add_argument("--out", required=True, help="run directory for checkpoints, metrics and models")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("overrides", nargs="*", metavar="table.key=value", help="settings that replace the file's")
+    parser.set_defaults(run=run_train)
+
+    curves = commands.add_parser(
+        "curves",
+        help="draw a run's learning curves to PNG",
+        description="Draw loss, learning rate and validation BLEU of a training run.",
+    )
+    curves.add_argument("run_dir", help="the run directory (holding metrics.jsonl)")
+    curves.add_argument("--out", help="PNG file (default RUN_DIR/curves.png)")
+    curves.set_defaults(run=run_curves)
+
+    download = commands.add_parser(
+        "download",
+        help="fetch a public corpus (needs a network connection)",
+        description="Download Multi30k (English, French) from its public repository, checking every file's SHA-256.",
+    )
+    download.add_argument("corpus", choices=["multi30k"])
+    download.add_argument("--data-dir", required=True, help="where to put it")
+    download.set_defaults(run=run_download)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from selfattention.training import TrainingError, load_run_config, train
+
+    overrides = list(args.overrides)
+    if args.data_dir:
+        overrides.append(f'data.data_dir="{args.data_dir}"')
+    try:
+        config = load_run_config(args.config, overrides)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    try:
+        best = train(config, Path(args.out), resume=args.resume, show_progress=not args.no_progress)
+    except TrainingError as error:
+        raise CommandError(str(error)) from None
+    sys.stdout.write(f"best model: {best}\n")
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from selfattention.training.curves import plot_curves
+
+    try:
+        out = plot_curves(Path(args.run_dir), Path(args.out) if args.out else None)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    sys.stdout.write(f"{out}\n")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from selfattention.data.corpora import download_multi30k
+
+    sys.stdout.write(f"{download_multi30k(args.data_dir)}\n")
+    return 0

@@ -1,0 +1,64 @@
+"""`selfattention translate`: English in, French out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from selfattention.cli.common import read_stdin_lines, resolve_model
+from selfattention.decoding import DecodingConfig, Translator
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "translate",
+        help="translate English sentences into French",
+        description=(
+            "Translate the sentences given as arguments, or else each line of standard input, "
+            "writing one French line per input line to standard output."
+        ),
+        epilog='Examples: selfattention translate "I am good."    selfattention translate < english.txt > french.txt',
+    )
+    parser.add_argument("text", nargs="*", help="sentences to translate (default: read lines from standard input)")
+    add_decoding_arguments(parser)
+    parser.set_defaults(run=run_translate)
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
+    parser.add_argument("--beam", type=int, default=4, help="beam size; 1 is greedy search (default 4)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences decoded together (default 32)")
+    parser.add_argument(
+        "--length-penalty", type=float, default=1.0, help="beam score = log-prob / length^this (default 1.0)"
+    )
+    parser.add_argument(
+        "--max-len-a", type=float, default=1.5, help="longest output = a * source length + b (default a=1.5)"
+    )
+    parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+
+
+def decoding_config(args: argparse.Namespace) -> DecodingConfig:
+    from selfattention.cli.common import CommandError
+
+    if args.beam < 1:
+        raise CommandError("--beam must be at least 1")
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1")
+    return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    config = decoding_config(args)
+    texts = list(args.text) if args.text else read_stdin_lines()
+    translator = Translator.load(resolve_model(args.model), device=args.device)
+    bar = None
+    if len(texts) > config.batch_size:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts), unit="sentence", file=sys.stderr, desc="translating")
+    outputs = translator.translate(texts, config, progress=bar.update if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    sys.stdout.write("".join(line + "\n" for line in outputs))
+    return 0

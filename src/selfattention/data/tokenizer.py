@@ -1,0 +1,105 @@
+"""A joint English-French subword vocabulary (SentencePiece, unigram model).
+
+Why SentencePiece: it reads and writes raw text, so detokenising is exact (apostrophes,
+accents and French spacing before « ? ! : » come back as the training text writes them, with no
+Moses rules to undo); one model covers both languages, which lets the source embedding, target
+embedding and output projection be one matrix; and it is the format Marian and the opus-mt
+models use, so models move between this project and Hugging Face without a vocabulary
+conversion.
+
+Ids 0-3 are fixed: 0 padding, 1 start of sentence, 2 end of sentence, 3 unknown.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+TOKENIZER_FILE = "tokenizer.model"
+WORD_START = "▁"
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file is missing or unreadable."""
+
+
+class Tokenizer:
+    """Text to subword ids and back."""
+
+    def __init__(self, model_proto: bytes, source: str = "<memory>") -> None:
+        self._processor = spm.SentencePieceProcessor()
+        try:
+            self._processor.LoadFromSerializedProto(model_proto)
+        except Exception as error:  # sentencepiece raises plain RuntimeError/OSError
+            raise TokenizerError(f"{source}: not a SentencePiece model ({error})") from None
+        self._proto = model_proto
+        ids = (self._processor.pad_id(), self._processor.bos_id(), self._processor.eos_id(), self._processor.unk_id())
+        if ids != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
+            raise TokenizerError(f"{source}: special ids are {ids}, expected pad 0, start 1, end 2, unknown 3")
+
+    @classmethod
+    def load(cls, path: Path | str) -> Tokenizer:
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILE
+        if not path.is_file():
+            raise TokenizerError(f"{path}: no such file")
+        return cls(path.read_bytes(), str(path))
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], vocab_size: int = 8000, *, max_sentence_length: int = 4096) -> Tokenizer:
+        """Learn a unigram vocabulary from the sentences of both languages."""
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            character_coverage=1.0,
+            pad_id=PAD_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            unk_id=UNK_ID,
+            input_sentence_size=0,
+            shuffle_input_sentence=False,
+            max_sentence_length=max_sentence_length,
+            hard_vocab_limit=False,
+            num_threads=1,
+            minloglevel=2,
+        )
+        return cls(model.getvalue(), "<trained>")
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(self._proto)
+        tmp.replace(path)
+        return path
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._processor.get_piece_size())
+
+    def encode(self, text: str) -> list[int]:
+        """Subword ids of one sentence, without start or end markers."""
+        return list(self._processor.encode(text, out_type=int))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(ids) for ids in self._processor.encode(list(texts), out_type=int)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of the ids, special ids dropped."""
+        return str(self._processor.decode([int(i) for i in ids if int(i) >= UNK_ID]))
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """The subword pieces of the ids, as SentencePiece writes them (``▁`` starts a word)."""
+        return [str(self._processor.id_to_piece(int(i))) for i in ids]
+
+    def piece_id(self, piece: str) -> int:
+        return int(self._processor.piece_to_id(piece))

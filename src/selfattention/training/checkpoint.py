@@ -1,0 +1,149 @@
+"""Training checkpoints: everything needed to continue exactly where a run stopped.
+
+A checkpoint is a directory ``checkpoints/step-00001000/`` holding a loadable model
+(``config.json``, ``model.safetensors``, ``tokenizer.model``), the optimiser's tensors
+(``optimizer.safetensors``, which also holds the random-number state) and ``trainer.json``
+(step, epoch, position in the epoch, best score). It is written under a temporary name and
+renamed into place, so a checkpoint directory on disk is always complete. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from selfattention.data.tokenizer import Tokenizer
+from selfattention.model import Transformer
+from selfattention.model_io import ModelFileError, load_weights, save_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+TRAINER_FILE = "trainer.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in ``trainer.json``."""
+
+    step: int = 0  # optimiser steps taken
+    epoch: int = 0  # current epoch, from 0
+    batch_in_epoch: int = 0  # batches of this epoch already used
+    tokens: int = 0  # target tokens trained on
+    best_bleu: float = -1.0
+    best_step: int = 0
+    stale_epochs: int = 0  # epochs since the best validation BLEU
+    seconds: float = 0.0  # training time so far, over all stretches
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def save_checkpoint(
+    run_dir: Path,
+    model: Transformer,
+    tokenizer: Tokenizer,
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
+    run_config: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write a complete checkpoint atomically, then drop all but the newest ``keep``."""
+    root = run_dir / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{progress.step:08d}"
+    tmp = root / f".tmp-step-{progress.step:08d}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(model, tmp)
+    tokenizer.save(tmp)
+    tensors, groups = _optimizer_tensors(optimizer)
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(tmp / OPTIMIZER_FILE))
+    document = {"progress": progress.to_dict(), "param_groups": groups, "run_config": run_config}
+    (tmp / TRAINER_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    _fsync_dir(root)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary directories are ignored)."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step-*") if p.is_dir() and (p / TRAINER_FILE).is_file())
+
+
+def load_checkpoint(
+    path: Path, model: Transformer, optimizer: torch.optim.Optimizer
+) -> tuple[Progress, dict[str, Any]]:
+    """Restore model, optimiser and random state; return the progress and the run configuration."""
+    load_weights(model, path / "model.safetensors")
+    trainer_file = path / TRAINER_FILE
+    try:
+        document = json.loads(trainer_file.read_text(encoding="utf-8"))
+        progress = Progress(**document["progress"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(trainer_file, f"unreadable training state ({error})") from None
+    try:
+        tensors = load_file(str(path / OPTIMIZER_FILE))
+    except (SafetensorError, OSError) as error:
+        raise ModelFileError(path / OPTIMIZER_FILE, f"unreadable optimiser state ({error})") from None
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    _restore_optimizer(optimizer, tensors, document["param_groups"])
+    return progress, document.get("run_config", {})
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for index, slots in state["state"].items():
+        for name, value in slots.items():
+            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"state.{index}.{name}"] = tensor.detach().contiguous().cpu()
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()} for group in state["param_groups"]
+    ]
+    return tensors, groups
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = tensor
+    for group in groups:
+        for key, value in group.items():
+            if isinstance(value, list) and key != "params":
+                group[key] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _fsync_dir(path: Path) -> None:
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

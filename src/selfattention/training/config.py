@@ -1,0 +1,142 @@
+"""Training configuration: a TOML file with ``[model]``, ``[data]`` and ``[train]`` tables.
+
+Any value can be overridden on the command line as ``table.key=value`` (the value is read as
+TOML: ``train.max_steps=200``, ``data.corpora=["multi30k"]``). Unknown tables or keys are
+errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfattention.config import ModelConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which corpora to train on, and how to cut them into subwords."""
+
+    corpora: tuple[str, ...] = ("multi30k",)
+    valid_corpus: str = "multi30k"
+    data_dir: str | None = None
+    vocab_size: int = 8000
+    max_chars: int = 400  # pairs with a longer side are skipped (and counted)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation: the paper's Adam, warm-up and inverse-square-root schedule."""
+
+    max_tokens: int = 4096  # padded tokens per batch
+    accumulate: int = 1  # batches per optimiser step
+    peak_lr: float = 1e-3
+    warmup_steps: int = 4000
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0  # 0 turns clipping off
+    max_epochs: int = 100
+    max_steps: int = 0  # 0 = no limit
+    max_minutes: float = 0.0  # 0 = no limit; stops cleanly with a checkpoint
+    patience: int = 5  # epochs without a better validation BLEU before stopping; 0 = never
+    checkpoint_every: int = 1000  # optimiser steps
+    keep_checkpoints: int = 5
+    average_last: int = 0  # average the last N epoch checkpoints into "averaged/" at the end
+    valid_bleu_sentences: int = 1014  # how many validation pairs to translate for BLEU
+    seed: int = 1
+    threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def load_run_config(
+    path: Path | str, overrides: list[str] | None = None, *, vocab_size: int | None = None
+) -> RunConfig:
+    """Read a TOML run configuration and apply ``table.key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such configuration file")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: invalid TOML ({error})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    for override in overrides or []:
+        _apply_override(document, override)
+    return run_config_from_dict(document, str(path), vocab_size=vocab_size)
+
+
+def run_config_from_dict(
+    document: dict[str, Any], source: str = "<config>", *, vocab_size: int | None = None
+) -> RunConfig:
+    unknown = sorted(set(document) - {"model", "data", "train"})
+    if unknown:
+        raise ValueError(f"{source}: unknown table(s) {', '.join(unknown)}; expected [model], [data], [train]")
+    data = _build(DataConfig, document.get("data", {}), f"{source} [data]")
+    train = _build(TrainConfig, document.get("train", {}), f"{source} [train]")
+    model_table = dict(document.get("model", {}))
+    model_table.setdefault("vocab_size", vocab_size or data.vocab_size)
+    try:
+        model = ModelConfig.from_dict(model_table)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source} [model]: {error}") from None
+    return RunConfig(model=model, data=data, train=train)
+
+
+def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(fields)}")
+    values = {}
+    for key, value in table.items():
+        default = fields[key].default
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if default is not None and not isinstance(default, tuple) and not _same_kind(value, default):
+            raise ValueError(f"{where}: {key} should be {type(default).__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+
+
+def _apply_override(document: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    table, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise ValueError(f"override {override!r} should look like table.key=value, e.g. train.max_steps=200")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string: model.norm=pre
+    document.setdefault(table, {})[name] = value

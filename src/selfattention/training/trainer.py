@@ -1,0 +1,343 @@
+"""The training loop ("Attention Is All You Need", section 5), resumable step for step.
+
+One run lives in a directory: ``tokenizer.model``, ``run_config.json``, ``metrics.jsonl``,
+``checkpoints/step-*/`` (the newest few), ``best/`` (the model with the best validation BLEU),
+``averaged/`` (optional) and ``curves.png``. A run stopped at any moment and started again with
+``resume=True`` continues from its newest checkpoint and ends with the same weights as a run
+that was never stopped: the batch order depends only on the seed and the epoch, and the
+random-number state is saved with each checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from selfattention.data import Example, Tokenizer, collate, load_corpus, make_example, token_batches
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.evaluation import bleu
+from selfattention.model import Transformer, build_model
+from selfattention.model_io import load_weights, save_model
+from selfattention.training.checkpoint import Progress, list_checkpoints, load_checkpoint, save_checkpoint
+from selfattention.training.config import RunConfig
+from selfattention.training.curves import plot_curves
+from selfattention.training.loss import label_smoothed_loss
+from selfattention.training.metrics import MetricsLog
+from selfattention.training.schedule import inverse_sqrt_lr
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_STEPS = 5  # consecutive non-finite losses before training gives up
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and where the last good checkpoint is."""
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: Path | str, *, show_progress: bool = True) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.show_progress = show_progress
+        self.metrics = MetricsLog(self.run_dir)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def prepare(self, resume: bool) -> None:
+        train_cfg, data_cfg = self.config.train, self.config.data
+        if train_cfg.threads > 0:
+            torch.set_num_threads(train_cfg.threads)
+        existing = list_checkpoints(self.run_dir)
+        if existing and not resume:
+            raise TrainingError(
+                f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose a new --out"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        train_pairs = [
+            pair
+            for name in data_cfg.corpora
+            for pair in load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars)
+        ]
+        self.valid_pairs = load_corpus(data_cfg.valid_corpus, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars)
+        if not train_pairs:
+            raise TrainingError("the training corpora hold no usable pairs")
+        tokenizer_path = self.run_dir / "tokenizer.model"
+        if tokenizer_path.is_file():
+            self.tokenizer = Tokenizer.load(tokenizer_path)
+        else:
+            log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
+            self.tokenizer = Tokenizer.train([text for pair in train_pairs for text in pair], data_cfg.vocab_size)
+            self.tokenizer.save(tokenizer_path)
+        model_cfg = replace(
+            self.config.model, vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID
+        )
+        self.config = replace(self.config, model=model_cfg)
+        (self.run_dir / "run_config.json").write_text(
+            json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+        self.examples = self._encode(train_pairs)
+        self.valid_examples = self._encode(self.valid_pairs)
+        torch.manual_seed(train_cfg.seed)
+        self.model = build_model(model_cfg)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=train_cfg.peak_lr,
+            betas=train_cfg.adam_betas,
+            eps=train_cfg.adam_eps,
+            weight_decay=train_cfg.weight_decay,
+        )
+        self.progress = Progress()
+        if resume and existing:
+            self.progress, _ = load_checkpoint(existing[-1], self.model, self.optimizer)
+            self.metrics.truncate_after(self.progress.step)
+            log.info("resumed from %s (step %d, epoch %d)", existing[-1], self.progress.step, self.progress.epoch)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        log.info(
+            "model: %.1fM parameters; %d training pairs, %d validation pairs",
+            n_params / 1e6,
+            len(self.examples),
+            len(self.valid_examples),
+        )
+
+    def _encode(self, pairs: list[tuple[str, str]]) -> list[Example]:
+        sources = self.tokenizer.encode_batch([s for s, _ in pairs])
+        targets = self.tokenizer.encode_batch([t for _, t in pairs])
+        limit = self.config.model.max_positions - 1
+        return [make_example(s[:limit], t[:limit]) for s, t in zip(sources, targets, strict=True)]
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False) -> Path:
+        """Train until a stopping rule fires; return the directory of the best model."""
+        self.prepare(resume)
+        cfg = self.config.train
+        started = time.monotonic() - self.progress.seconds
+        stretch_start = time.monotonic()
+        bad_steps = 0
+        stop_reason = ""
+        while self.progress.epoch < cfg.max_epochs and not stop_reason:
+            batches = token_batches(self.examples, cfg.max_tokens, seed=cfg.seed, epoch=self.progress.epoch)
+            bar = self._bar(len(batches))
+            window_tokens, window_start = 0, time.monotonic()
+            while self.progress.batch_in_epoch < len(batches):
+                group = batches[self.progress.batch_in_epoch : self.progress.batch_in_epoch + cfg.accumulate]
+                loss, nll, tokens = self._step([collate([self.examples[i] for i in b]) for b in group])
+                self.progress.batch_in_epoch += len(group)
+                if bar is not None:
+                    bar.update(len(group))
+                if loss is None:
+                    bad_steps += 1
+                    log.warning(
+                        "step %d: loss is not finite; update skipped (%d in a row)", self.progress.step + 1, bad_steps
+                    )
+                    if bad_steps >= MAX_BAD_STEPS:
+                        self.progress.seconds = time.monotonic() - started
+                        raise TrainingError(
+                            f"the loss was not finite for {bad_steps} steps in a row; stopped. "
+                            f"Last good checkpoint: {self._latest_name()}. Try a lower train.peak_lr."
+                        )
+                    continue
+                bad_steps = 0
+                self.progress.tokens += tokens
+                window_tokens += tokens
+                now = time.monotonic()
+                self.progress.seconds = now - started
+                lr = self.optimizer.param_groups[0]["lr"]
+                if self.progress.step % 25 == 0 or self.progress.step == 1:
+                    rate = window_tokens / max(now - window_start, 1e-9)
+                    self.metrics.write(
+                        {
+                            "kind": "train",
+                            "step": self.progress.step,
+                            "epoch": self.progress.epoch,
+                            "loss": loss,
+                            "nll": nll,
+                            "lr": lr,
+                            "tokens_per_s": rate,
+                            "seconds": self.progress.seconds,
+                        }
+                    )
+                    window_tokens, window_start = 0, now
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{nll:.3f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}", step=self.progress.step)
+                if cfg.checkpoint_every and self.progress.step % cfg.checkpoint_every == 0:
+                    self._checkpoint()
+                if cfg.max_steps and self.progress.step >= cfg.max_steps:
+                    stop_reason = f"reached train.max_steps={cfg.max_steps}"
+                elif cfg.max_minutes and now - stretch_start >= cfg.max_minutes * 60:
+                    stop_reason = f"reached train.max_minutes={cfg.max_minutes:g} for this stretch"
+                if stop_reason:
+                    break
+            if bar is not None:
+                bar.close()
+            if self.progress.batch_in_epoch >= len(batches):
+                stop_reason = self._end_epoch() or stop_reason
+            else:
+                self._checkpoint()
+        log.info("training stopped: %s", stop_reason or f"reached train.max_epochs={cfg.max_epochs}")
+        self._finish()
+        best = self.run_dir / "best"
+        return best if best.is_dir() else Path(self._latest_name())
+
+    def _step(self, batches: list) -> tuple[float | None, float, int]:
+        """One optimiser step over ``batches`` (gradient accumulation); loss per target token."""
+        cfg = self.config.train
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total_tokens = sum(batch.target_tokens for batch in batches)
+        loss_sum, nll_sum = 0.0, 0.0
+        for batch in batches:
+            logits = self.model(batch.src, batch.tgt_in)
+            loss, nll = label_smoothed_loss(logits, batch.tgt_out, PAD_ID, cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                self.optimizer.zero_grad(set_to_none=True)
+                return None, math.nan, total_tokens
+            (loss / total_tokens).backward()
+            loss_sum += float(loss.detach())
+            nll_sum += float(nll)
+        if cfg.clip_norm > 0:
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+            if not torch.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                return None, math.nan, total_tokens
+        lr = inverse_sqrt_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.progress.step += 1
+        return loss_sum / total_tokens, nll_sum / total_tokens, total_tokens
+
+    # -- validation, checkpoints ----------------------------------------------------------------
+
+    def validate(self) -> dict[str, float]:
+        """Validation NLL per token (teacher forcing) and greedy BLEU."""
+        self.model.eval()
+        nll_sum, tokens = 0.0, 0
+        with torch.inference_mode():
+            for indices in token_batches(self.valid_examples, self.config.train.max_tokens, seed=0, epoch=0):
+                batch = collate([self.valid_examples[i] for i in indices])
+                logits = self.model(batch.src, batch.tgt_in)
+                _, nll = label_smoothed_loss(logits, batch.tgt_out, PAD_ID, 0.0)
+                nll_sum += float(nll)
+                tokens += batch.target_tokens
+        pairs = self.valid_pairs[: self.config.train.valid_bleu_sentences]
+        translator = Translator(self.model, self.tokenizer)
+        hypotheses = translator.translate([s for s, _ in pairs], DecodingConfig(beam_size=1, batch_size=64))
+        score = bleu(hypotheses, [t for _, t in pairs]) if pairs else 0.0
+        return {"nll": nll_sum / max(tokens, 1), "bleu": score}
+
+    def _end_epoch(self) -> str:
+        result = self.validate()
+        self.metrics.write(
+            {
+                "kind": "valid",
+                "step": self.progress.step,
+                "epoch": self.progress.epoch,
+                "seconds": self.progress.seconds,
+                **result,
+            }
+        )
+        log.info("epoch %d: validation NLL %.3f, BLEU %.2f", self.progress.epoch, result["nll"], result["bleu"])
+        improved = result["bleu"] > self.progress.best_bleu
+        if improved:
+            self.progress.best_bleu, self.progress.best_step, self.progress.stale_epochs = (
+                result["bleu"],
+                self.progress.step,
+                0,
+            )
+        else:
+            self.progress.stale_epochs += 1
+        self.progress.epoch += 1
+        self.progress.batch_in_epoch = 0
+        checkpoint = self._checkpoint(epoch_end=True)
+        if improved:
+            self._publish(checkpoint, self.run_dir / "best")
+        patience = self.config.train.patience
+        if patience and self.progress.stale_epochs >= patience:
+            return f"no better validation BLEU for {patience} epochs"
+        return ""
+
+    def _checkpoint(self, epoch_end: bool = False) -> Path:
+        keep = self.config.train.keep_checkpoints
+        try:
+            path = save_checkpoint(
+                self.run_dir, self.model, self.tokenizer, self.optimizer, self.progress, self.config.to_dict(), keep
+            )
+            if epoch_end and self.config.train.average_last > 1:
+                epochs = self.run_dir / "epochs"
+                save_model(self.model, epochs / f"epoch-{self.progress.epoch:03d}")
+                for old in sorted(epochs.glob("epoch-*"))[: -self.config.train.average_last]:
+                    shutil.rmtree(old, ignore_errors=True)
+            return path
+        except OSError as error:
+            raise TrainingError(
+                f"cannot write a checkpoint in {self.run_dir} ({error.strerror or error}); training stopped. "
+                f"Last good checkpoint: {self._latest_name()}."
+            ) from None
+
+    def _publish(self, checkpoint: Path, target: Path) -> None:
+        tmp = target.with_name(f".{target.name}.tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors", "tokenizer.model"):
+            shutil.copy2(checkpoint / name, tmp / name)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+
+    def _finish(self) -> None:
+        n = self.config.train.average_last
+        if n > 1:
+            epochs = sorted((self.run_dir / "epochs").glob("epoch-*"))[-n:]
+            if len(epochs) >= 2:
+                average_checkpoints(epochs, self.model)
+                save_model(self.model, self.run_dir / "averaged")
+                self.tokenizer.save(self.run_dir / "averaged")
+                log.info("averaged %d epoch checkpoints into %s", len(epochs), self.run_dir / "averaged")
+        try:
+            plot_curves(self.run_dir)
+        except (ImportError, FileNotFoundError, ValueError) as error:
+            log.warning("learning curves not drawn: %s", error)
+
+    def _latest_name(self) -> str:
+        checkpoints = list_checkpoints(self.run_dir)
+        return str(checkpoints[-1]) if checkpoints else "none yet"
+
+    def _bar(self, total: int):  # type: ignore[no-untyped-def]
+        if not self.show_progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=total,
+            initial=self.progress.batch_in_epoch,
+            desc=f"epoch {self.progress.epoch}",
+            unit="batch",
+            dynamic_ncols=True,
+            mininterval=2.0,
+        )
+
+
+def average_checkpoints(directories: list[Path], model: Transformer) -> None:
+    """Load the mean of several checkpoints' weights into ``model`` (same architecture)."""
+    total: dict[str, torch.Tensor] = {}
+    for directory in directories:
+        load_weights(model, directory / "model.safetensors")
+        for name, tensor in model.state_dict().items():
+            total[name] = total.get(name, torch.zeros_like(tensor, dtype=torch.float64)) + tensor.double()
+    model.load_state_dict({name: (tensor / len(directories)).to(torch.float32) for name, tensor in total.items()})
+
+
+def train(config: RunConfig, run_dir: Path | str, *, resume: bool = False, show_progress: bool = True) -> Path:
+    """Train a translator; returns the best model's directory (or, before any epoch ends, the newest checkpoint)."""
+    return Trainer(config, run_dir, show_progress=show_progress).fit(resume=resume)
