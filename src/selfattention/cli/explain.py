@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
-from selfattention.cli.common import CommandError
-from selfattention.inspection import KINDS, TraceRecorder, explain_head, render_explanation, toy_attention
+from selfattention.cli.common import CommandError, resolve_model
+from selfattention.data.tokenizer import BOS_ID
+from selfattention.decoding import Translator
+from selfattention.inspection import (
+    KINDS,
+    TraceRecorder,
+    explain_head,
+    render_explanation,
+    toy_attention,
+    trace_translation,
+)
 from selfattention.inspection.placeholder import placeholder_model, split_words, word_ids
 from selfattention.inspection.toy import TOY_TOKENS
 
@@ -33,7 +43,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default="encoder",
         help="encoder self-attention (default), decoder self-attention, or cross-attention",
     )
-    explain.add_argument("--target", help="the French side, for --kind decoder or cross")
+    explain.add_argument(
+        "--target", help="the French side for --kind decoder or cross (default: the model's own translation)"
+    )
+    explain.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
     explain.add_argument(
         "--example",
         choices=["toy"],
@@ -57,22 +70,60 @@ def run_explain(args: argparse.Namespace) -> int:
         )
         sys.stdout.write(render_explanation(explain_head(step, 0, TOY_TOKENS, has_bias=False)) + "\n")
         return 0
-    words = split_words(args.text or "")
-    if not words:
+    text = (args.text or "").strip()
+    if not text:
         raise CommandError('give an English sentence, e.g. selfattention explain "I am good"')
+    model_dir = find_model(args.model)
+    if model_dir is None:
+        return _explain_placeholder(args, text)
+    translator = Translator.load(model_dir)
+    config = translator.model.config
+    assert config is not None
+    _check_layer_and_head(
+        args, config.encoder_layers if args.kind == "encoder" else config.decoder_layers, config.n_heads
+    )
+    trace = trace_translation(translator.model, translator.tokenizer, text, target=args.target)
+    sys.stdout.write(
+        f"Model: {model_dir} (d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
+        f"{config.encoder_layers} + {config.decoder_layers} layers)\n"
+        f"Translation: {trace.translation}\n"
+        "Tokens are subword pieces; ## marks a piece that continues a word, </s> ends the sentence.\n\n"
+    )
+    step = trace.recorder.attention(args.kind, args.layer)
+    rows, columns = trace.labels(args.kind)
+    sys.stdout.write(render_explanation(explain_head(step, args.head, rows, columns), max_columns=args.columns) + "\n")
+    return 0
+
+
+def find_model(name: str | None) -> Path | None:
+    """The model to explain: --model, else the bundled model, else None (use the stand-in)."""
+    if name is not None:
+        return resolve_model(name)
+    try:
+        return resolve_model(None)
+    except CommandError:
+        return None
+
+
+def _check_layer_and_head(args: argparse.Namespace, layers: int, heads: int) -> None:
+    if not 0 <= args.layer < layers:
+        raise CommandError(f"--layer {args.layer} does not exist: the model has layers 0 to {layers - 1}")
+    if not 0 <= args.head < heads:
+        raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {heads - 1}")
+
+
+def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
+    words = split_words(text)
     target = split_words(args.target or "")
     if args.kind != "encoder" and not target:
         raise CommandError(f'--kind {args.kind} needs the French side: add --target "Je vais bien"')
     model = placeholder_model(args.seed)
     assert model.config is not None
     layers = model.config.encoder_layers if args.kind == "encoder" else model.config.decoder_layers
-    if not 0 <= args.layer < layers:
-        raise CommandError(f"--layer {args.layer} does not exist: the model has layers 0 to {layers - 1}")
-    if not 0 <= args.head < model.config.n_heads:
-        raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {model.config.n_heads - 1}")
+    _check_layer_and_head(args, layers, model.config.n_heads)
     sys.stdout.write(
         f"Model: randomly initialised (seed {args.seed}), the seeds' sizes: d_model 512, 8 heads of d_k 64, "
-        "6 + 6 layers.\nNo trained model is installed yet, so the weights are random and the pattern "
+        "6 + 6 layers.\nNo trained model is installed, so the weights are random and the pattern "
         "shows the mechanics, not meaning.\n\n"
     )
     recorder = TraceRecorder()
@@ -82,7 +133,7 @@ def run_explain(args: argparse.Namespace) -> int:
         if args.kind == "encoder":
             model.encode(src, recorder=recorder)
         else:
-            tgt = torch.cat([torch.tensor([[1]]), word_ids(target)], dim=1)  # start token, then the words
+            tgt = torch.cat([torch.tensor([[BOS_ID]]), word_ids(target)], dim=1)  # start token, then the words
             model(src, tgt, recorder=recorder)
             query_tokens = ["<s>", *target]
             key_tokens = words if args.kind == "cross" else query_tokens

@@ -3,6 +3,7 @@
 from selfattention.inspection.explain import HeadExplanation, explain_head, render_explanation
 from selfattention.inspection.recorder import KINDS, AttentionKind, AttentionStep, TraceRecorder
 from selfattention.inspection.toy import toy_attention
+from selfattention.inspection.tracing import TranslationTrace, token_labels, trace_translation
 
 __all__ = [
     "KINDS",
@@ -10,7 +11,10 @@ __all__ = [
     "AttentionStep",
     "HeadExplanation",
     "TraceRecorder",
+    "TranslationTrace",
     "explain_head",
     "render_explanation",
+    "token_labels",
     "toy_attention",
+    "trace_translation",
 ]

@@ -1,0 +1,36 @@
+"""Summarise a training run from its metrics.jsonl: wall time, tokens/s, epochs, validation BLEU.
+
+python benchmarks/training_record.py runs/en-fr
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from selfattention.training.metrics import read_metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args()
+    records = read_metrics(args.run_dir)
+    train = [r for r in records if r["kind"] == "train" and r["step"] > 1]
+    valid = [r for r in records if r["kind"] == "valid"]
+    last = records[-1]
+    hours = last["seconds"] / 3600
+    print(f"optimiser steps: {last['step']}, epochs finished: {len(valid)}, training time: {hours:.2f} h")
+    print(
+        f"target tokens/s: median {statistics.median(r['tokens_per_s'] for r in train):.0f} over {len(train)} windows of 25 steps"
+    )
+    print()
+    print("| epoch | step | hours | validation NLL | validation BLEU (greedy) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for r in valid:
+        print(f"| {r['epoch']} | {r['step']} | {r['seconds'] / 3600:.2f} | {r['nll']:.3f} | {r['bleu']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

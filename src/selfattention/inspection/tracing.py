@@ -1,0 +1,89 @@
+"""Trace a real translation: every attention step of the model on one sentence.
+
+The source is tokenised, translated (greedy or beam search), and the finished translation is
+fed back through the model once with a :class:`TraceRecorder`. Teacher-forcing the finished
+hypothesis gives exactly the attention the decoder used while producing it (cached decoding
+equals a full pass; the tests hold that), and never a mix of beams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, WORD_START, Tokenizer
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.inspection.recorder import AttentionKind, TraceRecorder
+from selfattention.model import Transformer
+
+SPECIAL_LABELS = {BOS_ID: "<s>", EOS_ID: "</s>"}
+
+
+@dataclass(frozen=True)
+class TranslationTrace:
+    """A sentence, its translation, the token labels of both sides, and the recorded steps."""
+
+    source: str
+    translation: str
+    source_ids: list[int]  # as the encoder saw them, ending with EOS
+    target_ids: list[int]  # as the decoder saw them, starting with BOS
+    source_labels: list[str]
+    target_labels: list[str]
+    recorder: TraceRecorder
+
+    def labels(self, kind: AttentionKind) -> tuple[list[str], list[str]]:
+        """Row (query) and column (key) labels for one kind of attention."""
+        if kind == "encoder":
+            return self.source_labels, self.source_labels
+        if kind == "decoder":
+            return self.target_labels, self.target_labels
+        return self.target_labels, self.source_labels
+
+
+def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+    """Readable labels: a word's first piece as the word, later pieces marked ``##``."""
+    labels = []
+    for token_id, piece in zip(ids, tokenizer.pieces(ids), strict=True):
+        if token_id in SPECIAL_LABELS:
+            labels.append(SPECIAL_LABELS[token_id])
+        elif piece.startswith(WORD_START):
+            labels.append(piece[len(WORD_START) :] or WORD_START)
+        else:
+            labels.append("##" + piece)
+    return labels
+
+
+def trace_translation(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    source: str,
+    target: str | None = None,
+    decoding: DecodingConfig | None = None,
+) -> TranslationTrace:
+    """Translate ``source`` (unless ``target`` is given) and record every attention step."""
+    source_ids = [*tokenizer.encode(source), EOS_ID]
+    if target is None:
+        translator = Translator(model, tokenizer)
+        config = decoding or DecodingConfig(beam_size=4)
+        target_body = translator.translate_ids([source_ids[:-1]], config)[0]
+    else:
+        target_body = tokenizer.encode(target)
+    target_ids = [BOS_ID, *target_body]
+    recorder = TraceRecorder()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        model(
+            torch.tensor([source_ids], device=device),
+            torch.tensor([target_ids], device=device),
+            recorder=recorder,
+        )
+    return TranslationTrace(
+        source=source,
+        translation=tokenizer.decode(target_body),
+        source_ids=source_ids,
+        target_ids=target_ids,
+        source_labels=token_labels(tokenizer, source_ids),
+        target_labels=token_labels(tokenizer, target_ids),
+        recorder=recorder,
+    )
