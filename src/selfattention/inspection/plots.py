@@ -120,7 +120,7 @@ def heatmap(
     if own:
         figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
         figure.tight_layout()
-    return figure  # type: ignore[return-value]
+    return figure
 
 
 def grid(
