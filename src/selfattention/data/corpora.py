@@ -77,11 +77,14 @@ def load_corpus(
     name: str, split: Split, data_dir: Path | str | None = None, *, max_chars: int | None = None
 ) -> list[Pair]:
     """English-French pairs of a built-in corpus and split."""
+    if split not in MULTI30K_SPLITS:
+        raise CorpusError(f"unknown split {split!r}; choose train, valid or test")
     root = find_data_dir(data_dir)
     if name == "multi30k":
         stem = MULTI30K_SPLITS[split]
         src, tgt = root / "multi30k" / f"{stem}.en.gz", root / "multi30k" / f"{stem}.fr.gz"
         _require(src, "multi30k")
+        _require(tgt, "multi30k")
         return read_parallel(src, tgt, max_chars=max_chars)[0]
     if name == "tatoeba":
         path = root / TATOEBA_FILE
@@ -122,8 +125,10 @@ def download_multi30k(data_dir: Path | str) -> Path:
     root = Path(data_dir) / "multi30k"
     for name, (folder, sha256) in MULTI30K_FILES.items():
         target = root / name
-        if target.is_file() and _sha256(target) == sha256:
-            continue
+        if target.is_file():
+            if _sha256(target) == sha256:
+                continue
+            target.unlink()  # a damaged copy: fetch it again rather than keep it
         url = MULTI30K_URL.format(folder=folder, name=Path(name).name)
         log.info("downloading %s", url)
         target.parent.mkdir(parents=True, exist_ok=True)

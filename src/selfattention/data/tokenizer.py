@@ -1,8 +1,8 @@
 """A joint English-French subword vocabulary (SentencePiece, unigram model).
 
-Why SentencePiece: it reads and writes raw text, so detokenising is exact (apostrophes,
+Why SentencePiece: it reads and writes raw text, so detokenising needs no rules (apostrophes,
 accents and French spacing before « ? ! : » come back as the training text writes them, with no
-Moses rules to undo); one model covers both languages, which lets the source embedding, target
+Moses rules to undo; its NFKC normalisation does turn no-break and thin spaces into plain ones); one model covers both languages, which lets the source embedding, target
 embedding and output projection be one matrix; and it is the format Marian and the opus-mt
 models use, so models move between this project and Hugging Face without a vocabulary
 conversion.
