@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.data_dir:
-        overrides.append(f'data.data_dir="{args.data_dir}"')
+        overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")  # a TOML basic string
     try:
         config = load_run_config(args.config, overrides)
     except ValueError as error:

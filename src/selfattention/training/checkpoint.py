@@ -62,16 +62,20 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{progress.step:08d}"
     tmp = root / f".tmp-step-{progress.step:08d}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_model(model, tmp)
-    tokenizer.save(tmp)
-    tensors, groups = _optimizer_tensors(optimizer)
-    tensors["rng.torch"] = torch.get_rng_state()
-    save_file(tensors, str(tmp / OPTIMIZER_FILE))
-    document = {"progress": progress.to_dict(), "param_groups": groups, "run_config": run_config}
-    (tmp / TRAINER_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    _fsync_dir(tmp)
+    for stale in root.glob(".tmp-step-*"):  # left by an earlier failed write
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        save_model(model, tmp)
+        tokenizer.save(tmp)
+        tensors, groups = _optimizer_tensors(optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        document = {"progress": progress.to_dict(), "param_groups": groups, "run_config": run_config}
+        (tmp / TRAINER_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

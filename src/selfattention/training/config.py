@@ -116,6 +116,11 @@ def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
         default = fields[key].default
         if isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
+        if isinstance(default, tuple) and not _same_kinds(value, default):
+            kind = type(default[0]).__name__ if default else "value"
+            raise ValueError(f"{where}: {key} should be a list of {kind}, got {value!r}")
+        if default is None and value is not None and not isinstance(value, str):  # optional paths
+            raise ValueError(f"{where}: {key} should be a string, got {value!r}")
         if default is not None and not isinstance(default, tuple) and not _same_kind(value, default):
             raise ValueError(f"{where}: {key} should be {type(default).__name__}, got {value!r}")
         values[key] = value
@@ -130,10 +135,15 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
 
 
+def _same_kinds(value: Any, default: tuple[Any, ...]) -> bool:
+    """A tuple whose items are of the kind of the default's items."""
+    return isinstance(value, tuple) and (not default or all(_same_kind(item, default[0]) for item in value))
+
+
 def _apply_override(document: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     table, dot, name = key.strip().partition(".")
-    if not sep or not dot or not name:
+    if not sep or not table or not dot or not name:
         raise ValueError(f"override {override!r} should look like table.key=value, e.g. train.max_steps=200")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]

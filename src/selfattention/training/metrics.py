@@ -29,6 +29,15 @@ class MetricsLog:
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+def _step_of(line: str) -> float:
+    """The step of a record; a blank or half-written line (a crash mid-write) sorts last."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return float("inf")
+    return record.get("step", 0) if isinstance(record, dict) else float("inf")
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / METRICS_FILE
     if not path.is_file():

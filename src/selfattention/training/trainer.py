@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from selfattention.data import Example, Tokenizer, collate, load_corpus, make_example, token_batches
@@ -278,9 +279,10 @@ class Trainer:
                 for old in sorted(epochs.glob("epoch-*"))[: -self.config.train.average_last]:
                     shutil.rmtree(old, ignore_errors=True)
             return path
-        except OSError as error:
+        except (OSError, SafetensorError) as error:  # safetensors reports I/O errors as SafetensorError
+            reason = getattr(error, "strerror", None) or error
             raise TrainingError(
-                f"cannot write a checkpoint in {self.run_dir} ({error.strerror or error}); training stopped. "
+                f"cannot write a checkpoint in {self.run_dir} ({reason}); training stopped. "
                 f"Last good checkpoint: {self._latest_name()}."
             ) from None
 

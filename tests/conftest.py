@@ -1,0 +1,140 @@
+"""Shared fixtures: a tiny synthetic Multi30k-layout corpus, a tiny run configuration, a tiny trained model.
+
+Everything is made here, in temporary directories: no test reads real corpora or the bundled model.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfattention.training import RunConfig
+from selfattention.training.config import run_config_from_dict
+
+# A long training job may share the machine: keep each test to one thread.
+torch.set_num_threads(1)
+
+ADJECTIVES = [
+    ("red", "rouge"),
+    ("blue", "bleu"),
+    ("green", "vert"),
+    ("black", "noir"),
+    ("white", "blanc"),
+    ("small", "petit"),
+    ("big", "grand"),
+]
+NOUNS = [
+    ("dog", "chien"),
+    ("cat", "chat"),
+    ("horse", "cheval"),
+    ("bird", "oiseau"),
+    ("man", "homme"),
+    ("boy", "garçon"),
+]
+VERBS = [
+    ("runs", "court"),
+    ("sleeps", "dort"),
+    ("jumps", "saute"),
+    ("eats", "mange"),
+    ("swims", "nage"),
+    ("plays", "joue"),
+]
+PLACES = [
+    ("", ""),
+    (" in the park", " dans le parc"),
+    (" on the beach", " sur la plage"),
+    (" near the house", " près de la maison"),
+]
+SPLITS = {"train": 200, "val": 20, "test_2016_flickr": 20}
+
+
+def synthetic_pairs(count: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Aligned templated pairs: "The red dog runs in the park." / "Le chien rouge court dans le parc."."""
+    pairs = []
+    for _ in range(count):
+        (adj_en, adj_fr), (noun_en, noun_fr) = rng.choice(ADJECTIVES), rng.choice(NOUNS)
+        (verb_en, verb_fr), (place_en, place_fr) = rng.choice(VERBS), rng.choice(PLACES)
+        pairs.append((f"The {adj_en} {noun_en} {verb_en}{place_en}.", f"Le {noun_fr} {adj_fr} {verb_fr}{place_fr}."))
+    return pairs
+
+
+def _write_gz(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0))
+
+
+def _moses_like(text: str) -> str:
+    """Lower-cased, with the final full stop split off, as the official tokenised references are."""
+    return text.lower().replace(".", " .")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding ``multi30k/{train,val,test_2016_flickr}.{en,fr}.gz`` and ``multi30k/tok/``."""
+    root = tmp_path_factory.mktemp("data")
+    rng = random.Random(30)
+    for stem, count in SPLITS.items():
+        pairs = synthetic_pairs(count, rng)
+        _write_gz(root / "multi30k" / f"{stem}.en.gz", [s for s, _ in pairs])
+        _write_gz(root / "multi30k" / f"{stem}.fr.gz", [t for _, t in pairs])
+        if stem == "test_2016_flickr":
+            for lang, side in (("en", 0), ("fr", 1)):
+                _write_gz(
+                    root / "multi30k" / "tok" / f"test_2016_flickr.lc.norm.tok.{lang}.gz",
+                    [_moses_like(pair[side]) for pair in pairs],
+                )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run_config(tiny_corpus: Path) -> RunConfig:
+    """A run configuration small enough to train for a few dozen steps in seconds."""
+    return run_config_from_dict(
+        {
+            "model": {
+                "d_model": 32,
+                "n_heads": 2,
+                "d_ff": 64,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "dropout": 0.1,
+            },
+            "data": {"corpora": ["multi30k"], "data_dir": str(tiny_corpus), "vocab_size": 120},
+            "train": {
+                "max_tokens": 256,
+                "peak_lr": 3e-3,
+                "warmup_steps": 10,
+                "checkpoint_every": 5,
+                "valid_bleu_sentences": 10,
+                "patience": 0,
+                "max_epochs": 3,
+            },
+        },
+        "tiny",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_run_config: RunConfig) -> Path:
+    """A finished tiny training run (a few dozen steps): checkpoints, best/, metrics.jsonl, curves.png."""
+    from dataclasses import replace
+
+    from selfattention.training import train
+
+    run_dir = tmp_path_factory.mktemp("tiny-run")
+    config = replace(tiny_run_config, train=replace(tiny_run_config.train, max_steps=30, max_epochs=10))
+    train(config, run_dir, show_progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_run_dir: Path) -> Path:
+    """The tiny run's best model: a loadable model directory (it need not translate well)."""
+    best = tiny_run_dir / "best"
+    assert (best / "model.safetensors").is_file()
+    return best
