@@ -29,6 +29,7 @@ def group_words(labels: list[str]) -> list[Word]:
         continuation = label.startswith("##") and not _is_punctuation(label[2:])
         if continuation and words and words[-1][0] not in ("<s>", "</s>"):
             text, pieces = words[-1]
+            text = "" if text == "▁" else text  # a lone word-start piece begins the word
             words[-1] = (text + label[2:], [*pieces, position])
         else:
             words.append((label.removeprefix("##"), [position]))
