@@ -25,9 +25,11 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	fi
 	touch $@ $(VENV)/.installed
 
-## demo: install, then show self-attention step by step on "I am good"
+## demo: install, translate a few sentences with the bundled en-fr model, explain one head
 demo: $(VENV)/.installed
-	$(BIN)/selfattention explain "I am good"
+	$(BIN)/selfattention translate "I am good." "A dog ate the food because it was hungry." \
+		"Two young men are playing soccer in a park." "I love apple juice."
+	$(BIN)/selfattention explain "I am good."
 
 ## test: install with test extras, then lint, type-check and run the whole suite
 test: $(VENV)/.installed-dev lint typecheck unit

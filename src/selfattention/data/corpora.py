@@ -56,17 +56,14 @@ TATOEBA_SHARES = (0.9, 0.05, 0.05)  # train, valid, test: by distinct English se
 
 def find_data_dir(data_dir: Path | str | None = None) -> Path:
     """Where the corpora are: the argument, ``$SELFATTENTION_DATA``, or ``../shared/data``."""
-    candidates: list[tuple[str, Path]] = []
     if data_dir is not None:
-        candidates.append(("--data-dir", Path(data_dir)))
+        origin, path = "--data-dir", Path(data_dir)
     elif os.environ.get(ENV_VAR):
-        candidates.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
+        origin, path = f"${ENV_VAR}", Path(os.environ[ENV_VAR])
     else:
-        candidates.append(("the default", Path.cwd().parent / "shared" / "data"))
-    for _, path in candidates:
-        if path.is_dir():
-            return path
-    origin, path = candidates[0]
+        origin, path = "the default", Path.cwd().parent / "shared" / "data"
+    if path.is_dir():
+        return path
     raise CorpusError(
         f"no data directory at {path} ({origin}); pass --data-dir DIR or set {ENV_VAR}. "
         "Multi30k can be fetched with `selfattention download multi30k --data-dir DIR`."
