@@ -66,6 +66,8 @@ def run_attention(args: argparse.Namespace) -> int:
     translator = Translator.load(resolve_model(args.model))
     config = translator.model.config
     assert config is not None
+    if args.view == "alignment":
+        args.kind = "cross"  # before the layer count: cross-attention has the decoder's layers
     n_layers = config.encoder_layers if args.kind == "encoder" else config.decoder_layers
     layer = n_layers - 1 if args.layer is None else args.layer
     if not 0 <= layer < n_layers:
@@ -74,8 +76,6 @@ def run_attention(args: argparse.Namespace) -> int:
         raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {config.n_heads - 1}")
     if args.view == "rollout" and args.kind == "cross":
         raise CommandError("rollout follows self-attention through one stack; use --kind encoder or decoder")
-    if args.view == "alignment":
-        args.kind = "cross"
     trace = trace_translation(
         translator.model,
         translator.tokenizer,
@@ -92,7 +92,8 @@ def run_attention(args: argparse.Namespace) -> int:
         if args.token:
             words = group_words(rows)
             try:
-                highlight = words[find_word(words, args.token)].pieces[0]
+                pieces = words[find_word(words, args.token)].pieces
+                highlight = next((p for p in pieces if rows[p] != "▁"), pieces[0])  # skip a lone word-start piece
             except ValueError as error:
                 raise CommandError(str(error)) from None
         figure = line_view(weights[args.head], rows, columns, highlight=highlight, title=f"{where}, head {args.head}")

@@ -21,6 +21,7 @@ from torch import Tensor
 LINE_COLOUR = "#1f5fa8"
 HIGHLIGHT_COLOUR = "#d1495b"
 FORMATS = (".png", ".svg", ".html")
+_NO_METADATA: dict[str, None] = {"Creator": None, "Date": None, "Format": None, "Type": None}  # no URLs in the SVG
 
 
 def line_view(
@@ -167,10 +168,10 @@ def save_figure(figure: Figure, path: Path | str, *, title: str = "", caption: s
     if suffix == ".png":
         figure.savefig(path, dpi=110, bbox_inches="tight")
     elif suffix == ".svg":
-        figure.savefig(path, format="svg", bbox_inches="tight")
+        figure.savefig(path, format="svg", bbox_inches="tight", metadata=_NO_METADATA)
     else:
         buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", bbox_inches="tight")
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata=_NO_METADATA)
         svg = buffer.getvalue()
         svg = svg[svg.index("<svg") :]
         page = (
