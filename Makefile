@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean notebook
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # The browser test drives Debian's chromium (Playwright's own download does not work everywhere):
 # install it when missing and possible, and never fail here; without it that test skips.
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,dev,web]'
+	$(BIN)/pip install --quiet -e '.[test,dev,web,hf]'
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && apt-get install -y -qq chromium) \
 			|| echo "could not install chromium: the browser test will be skipped"; \
@@ -46,3 +46,7 @@ unit: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+## notebook: docs/walkthrough.ipynb from docs/walkthrough.py (the .py is the source of truth)
+notebook: $(VENV)/.installed-dev
+	$(BIN)/jupytext --to ipynb docs/walkthrough.py

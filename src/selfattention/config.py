@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 NormPlacement = Literal["post", "pre"]
-PositionalKind = Literal["sinusoidal", "learned"]
-Activation = Literal["relu", "gelu"]
+PositionalKind = Literal["sinusoidal", "sinusoidal_halves", "learned"]
+Activation = Literal["relu", "gelu", "silu"]
 MAX_POSITIONS = 65536
 
 
@@ -18,6 +18,13 @@ class ModelConfig:
 
     Defaults are the paper's base model (section 3, table 3): d_model 512, 8 heads of width 64,
     d_ff 2048, 6 + 6 layers, dropout 0.1, post-LN, sinusoidal positions, shared embeddings.
+
+    Options beyond the paper, for models from elsewhere (Hugging Face Marian, e.g. opus-mt):
+    ``activation`` "silu" (Marian's "swish"); ``positional`` "sinusoidal_halves" (the same sines
+    and cosines, all sines first, then all cosines, instead of interleaved); ``scale_embedding``
+    False (no sqrt(D) factor on token embeddings); ``output_bias`` (a learned bias on the logits,
+    Marian's ``final_logits_bias``). ``bos_id`` is the token the decoder starts from: Marian has no
+    start token and starts from its padding id, so an imported model has ``bos_id == pad_id``.
     """
 
     vocab_size: int
@@ -33,6 +40,8 @@ class ModelConfig:
     positional: PositionalKind = "sinusoidal"
     max_positions: int = 1024
     tie_embeddings: bool = True
+    scale_embedding: bool = True
+    output_bias: bool = False
     layer_norm_eps: float = 1e-5
     pad_id: int = 0
     bos_id: int = 1
@@ -76,6 +85,8 @@ def _problems(config: ModelConfig) -> list[str]:
             problems.append(f"{field.name} must be an integer, got {value!r}")
         elif field.name in _FLOATS and (isinstance(value, bool) or not isinstance(value, int | float)):
             problems.append(f"{field.name} must be a number, got {value!r}")
+        elif field.name in _BOOLS and not isinstance(value, bool):
+            problems.append(f"{field.name} must be true or false, got {value!r}")
     if problems:
         return problems
     for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_positions"):
@@ -93,7 +104,7 @@ def _problems(config: ModelConfig) -> list[str]:
             problems.append(f"{name} must be in [0, 1), got {getattr(config, name)}")
     if config.n_heads > 0 and config.d_model % config.n_heads != 0:
         problems.append(f"d_model ({config.d_model}) must be divisible by n_heads ({config.n_heads})")
-    if config.positional == "sinusoidal" and config.d_model % 2 != 0:
+    if config.positional != "learned" and config.d_model % 2 != 0:
         problems.append(f"sinusoidal positions need an even d_model, got {config.d_model}")
     for name in ("pad_id", "bos_id", "eos_id"):
         if not 0 <= getattr(config, name) < max(config.vocab_size, 1):
@@ -117,3 +128,4 @@ _INTS = {
     "eos_id",
 }
 _FLOATS = {"dropout", "attention_dropout", "layer_norm_eps"}
+_BOOLS = {"scale_embedding", "output_bias"}

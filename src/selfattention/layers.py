@@ -19,14 +19,25 @@ from torch import Tensor, nn
 from selfattention.attention import KVCache, MultiHeadAttention
 from selfattention.attention.recording import Recorder, scoped
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 
 
-def sinusoidal_table(length: int, d_model: int) -> Tensor:
-    """Section 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(same)."""
-    positions = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
-    inverse_freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+def sinusoidal_table(length: int, d_model: int, layout: str = "interleaved") -> Tensor:
+    """Section 3.5: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(same).
+
+    ``layout="halves"`` holds the same values as all sines, then all cosines (Marian's layout:
+    column i is sin, column D/2 + i is cos, of frequency i). The interleaved table is computed in
+    float32, as it always was, so that saved models keep their exact outputs; the halves table in
+    float64, then rounded, as Marian builds it, so that imported models match it to the bit.
+    """
+    if layout not in ("interleaved", "halves"):
+        raise ValueError(f"unknown sinusoid layout {layout!r}; choose interleaved or halves")
+    dtype = torch.float64 if layout == "halves" else torch.float32
+    positions = torch.arange(length, dtype=dtype)[:, None]  # (L, 1)
+    inverse_freq = torch.exp(torch.arange(0, d_model, 2, dtype=dtype) * (-math.log(10000.0) / d_model))
     angles = positions * inverse_freq[None, :]  # (L, D/2)
+    if layout == "halves":
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).float()  # (L, D)
     table = torch.zeros(length, d_model)
     table[:, 0::2] = torch.sin(angles)
     table[:, 1::2] = torch.cos(angles)
@@ -36,16 +47,17 @@ def sinusoidal_table(length: int, d_model: int) -> Tensor:
 class SinusoidalPositions(nn.Module):
     """Fixed sine/cosine positions; any length works (the table grows on demand)."""
 
-    def __init__(self, d_model: int, max_positions: int) -> None:
+    def __init__(self, d_model: int, max_positions: int, layout: str = "interleaved") -> None:
         super().__init__()
         self.d_model = d_model
-        self.register_buffer("table", sinusoidal_table(max_positions, d_model), persistent=False)
+        self.layout = layout
+        self.register_buffer("table", sinusoidal_table(max_positions, d_model, layout), persistent=False)
 
     def forward(self, length: int, offset: int = 0) -> Tensor:
         end = offset + length
         table: Tensor = self.table  # type: ignore[assignment]
         if end > table.shape[0]:
-            table = sinusoidal_table(end, self.d_model).to(table.device)
+            table = sinusoidal_table(end, self.d_model, self.layout).to(table.device)
         return table[offset:end]  # (L, D)
 
 
@@ -66,11 +78,23 @@ class LearnedPositions(nn.Module):
 
 
 class Embeddings(nn.Module):
-    """Token embedding times sqrt(D), plus positions, then dropout (sections 3.4 and 3.5)."""
+    """Token embedding times sqrt(D), plus positions, then dropout (sections 3.4 and 3.5).
 
-    def __init__(self, vocab_size: int, d_model: int, positions: nn.Module, dropout: float, pad_id: int) -> None:
+    ``scale_embedding=False`` leaves out the sqrt(D) factor (some Marian models).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        positions: nn.Module,
+        dropout: float,
+        pad_id: int,
+        scale_embedding: bool = True,
+    ) -> None:
         super().__init__()
         self.d_model = d_model
+        self.scale = math.sqrt(d_model) if scale_embedding else 1.0
         self.token = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.positions = positions
         self.dropout = nn.Dropout(dropout)
@@ -83,7 +107,7 @@ class Embeddings(nn.Module):
             raise ValueError(
                 f"token ids must lie in [0, {vocab_size}), got ids from {int(tokens.min())} to {int(tokens.max())}"
             )
-        x = self.token(tokens) * math.sqrt(self.d_model)  # (B, L, D)
+        x = self.token(tokens) * self.scale  # (B, L, D)
         x = x + self.positions(tokens.shape[1], offset)[None]
         return self.dropout(x)
 

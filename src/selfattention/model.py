@@ -166,11 +166,14 @@ def build_model(config: ModelConfig) -> Transformer:
 
     def embeddings() -> Embeddings:
         positions: nn.Module
-        if config.positional == "sinusoidal":
-            positions = SinusoidalPositions(config.d_model, config.max_positions)
-        else:
+        if config.positional == "learned":
             positions = LearnedPositions(config.d_model, config.max_positions)
-        return Embeddings(config.vocab_size, config.d_model, positions, config.dropout, config.pad_id)
+        else:
+            layout = "halves" if config.positional == "sinusoidal_halves" else "interleaved"
+            positions = SinusoidalPositions(config.d_model, config.max_positions, layout)
+        return Embeddings(
+            config.vocab_size, config.d_model, positions, config.dropout, config.pad_id, config.scale_embedding
+        )
 
     layer_args = dict(
         d_model=config.d_model,
@@ -190,7 +193,7 @@ def build_model(config: ModelConfig) -> Transformer:
     decoder = Decoder([DecoderLayer(**layer_args) for _ in range(config.decoder_layers)], final_norm())  # type: ignore[arg-type]
     src_embed = embeddings()
     tgt_embed = embeddings()
-    output_proj = nn.Linear(config.d_model, config.vocab_size, bias=False)
+    output_proj = nn.Linear(config.d_model, config.vocab_size, bias=config.output_bias)
     model = Transformer(src_embed, tgt_embed, encoder, decoder, output_proj, config.pad_id)
     initialise(model)
     if config.tie_embeddings:  # section 3.4: one matrix for both embeddings and the output

@@ -7,13 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from selfattention.cli import attention, context, evaluate, explain, heads, serve, train, translate
+from selfattention.cli import attention, context, evaluate, explain, heads, interop, serve, train, translate
 from selfattention.cli.common import CommandError
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
 from selfattention.model_io import ModelFileError
 
-COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve)
+COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop)
 
 
 def build_parser() -> argparse.ArgumentParser:

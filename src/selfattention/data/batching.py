@@ -51,15 +51,15 @@ class Batch:
         return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
 
 
-def make_example(src_ids: Sequence[int], tgt_ids: Sequence[int]) -> Example:
-    return Example((*src_ids, EOS_ID), tuple(tgt_ids))
+def make_example(src_ids: Sequence[int], tgt_ids: Sequence[int], eos_id: int = EOS_ID) -> Example:
+    return Example((*src_ids, eos_id), tuple(tgt_ids))
 
 
-def collate(examples: Sequence[Example]) -> Batch:
-    """Right-pad a list of examples into a :class:`Batch`."""
-    src = _pad([list(e.src) for e in examples])
-    tgt_in = _pad([[BOS_ID, *e.tgt] for e in examples])
-    tgt_out = _pad([[*e.tgt, EOS_ID] for e in examples])
+def collate(examples: Sequence[Example], pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> Batch:
+    """Right-pad a list of examples into a :class:`Batch` (the ids default to this project's)."""
+    src = _pad([list(e.src) for e in examples], pad_id)
+    tgt_in = _pad([[bos_id, *e.tgt] for e in examples], pad_id)
+    tgt_out = _pad([[*e.tgt, eos_id] for e in examples], pad_id)
     return Batch(src, tgt_in, tgt_out)
 
 
@@ -92,9 +92,9 @@ def token_batches(examples: Sequence[Example], max_tokens: int, *, seed: int, ep
     return batches
 
 
-def _pad(rows: list[list[int]]) -> Tensor:
+def _pad(rows: list[list[int]], pad_id: int) -> Tensor:
     width = max(len(row) for row in rows)
-    out = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
         out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out

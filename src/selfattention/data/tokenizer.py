@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import sentencepiece as spm
 
@@ -25,6 +26,34 @@ WORD_START = "▁"
 
 class TokenizerError(ValueError):
     """A tokenizer file is missing or unreadable."""
+
+
+class SubwordTokenizer(Protocol):
+    """What translation and inspection need from a tokenizer: this joint one or an imported pair.
+
+    Ids come without start or end markers; the model's configuration says which ids those are.
+    """
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of a source sentence."""
+        ...
+
+    def encode_target(self, text: str) -> list[int]:
+        """Ids of a target sentence (a tokenizer pair has its own model for that side)."""
+        ...
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Target text of the ids, special ids dropped."""
+        ...
+
+    def pieces(self, ids: Sequence[int]) -> list[str]: ...
+
+    def save(self, path: Path | str) -> Path: ...
 
 
 class Tokenizer:
@@ -86,9 +115,18 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return int(self._processor.get_piece_size())
 
+    @property
+    def model_proto(self) -> bytes:
+        """The serialised SentencePiece model, as ``tokenizer.model`` holds it."""
+        return self._proto
+
     def encode(self, text: str) -> list[int]:
         """Subword ids of one sentence, without start or end markers."""
         return list(self._processor.encode(text, out_type=int))
+
+    def encode_target(self, text: str) -> list[int]:
+        """The same as :meth:`encode`: one vocabulary serves both languages."""
+        return self.encode(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self._processor.encode(list(texts), out_type=int)]

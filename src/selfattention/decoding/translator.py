@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from selfattention.data.batching import collate, make_example
-from selfattention.data.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from selfattention.data.marian_tokenizer import load_tokenizer
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
 from selfattention.decoding.search import SearchLimits
@@ -28,16 +29,28 @@ class DecodingConfig:
     batch_size: int = 32
 
 
-class Translator:
-    """A model and its tokenizer, ready to translate sentences."""
+def special_ids(model: Transformer) -> tuple[int, int, int]:
+    """The model's padding, decoder-start and end ids (this project's 0, 1, 2 when it has no configuration)."""
+    config = model.config
+    return (PAD_ID, BOS_ID, EOS_ID) if config is None else (config.pad_id, config.bos_id, config.eos_id)
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer) -> None:
+
+class Translator:
+    """A model and its tokenizer, ready to translate sentences.
+
+    The special ids come from the model's configuration: the decoder starts from ``bos_id``
+    (an imported Marian model starts from its padding id) and stops at ``eos_id``.
+    """
+
+    def __init__(self, model: Transformer, tokenizer: SubwordTokenizer) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.pad_id, self.bos_id, self.eos_id = special_ids(model)
 
     @classmethod
     def load(cls, directory: Path | str, device: str = "cpu") -> Translator:
-        return cls(load_model(directory, device=device), Tokenizer.load(directory))
+        """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair)."""
+        return cls(load_model(directory, device=device), load_tokenizer(directory))
 
     def translate(
         self,
@@ -62,9 +75,12 @@ class Translator:
     def translate_ids(self, sources: Sequence[Sequence[int]], config: DecodingConfig) -> list[list[int]]:
         """Target ids for already tokenised sources (no BOS/EOS in or out)."""
         device = next(self.model.parameters()).device
-        src = collate([make_example(s, []) for s in sources]).src.to(device)
+        examples = [make_example(s, [], self.eos_id) for s in sources]
+        src = collate(examples, self.pad_id, self.bos_id, self.eos_id).src.to(device)
         limits = SearchLimits(config.max_len_a, config.max_len_b)
         with torch.inference_mode():
             if config.beam_size == 1:
-                return greedy_search(self.model, src, BOS_ID, EOS_ID, limits)
-            return beam_search(self.model, src, BOS_ID, EOS_ID, config.beam_size, config.length_penalty, limits)
+                return greedy_search(self.model, src, self.bos_id, self.eos_id, limits)
+            return beam_search(
+                self.model, src, self.bos_id, self.eos_id, config.beam_size, config.length_penalty, limits
+            )

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfattention.data.tokenizer import EOS_ID, Tokenizer
+from selfattention.data.tokenizer import SubwordTokenizer
+from selfattention.decoding.translator import special_ids
 from selfattention.inspection.recorder import TraceRecorder
-from selfattention.inspection.tracing import token_labels
+from selfattention.inspection.tracing import special_labels, token_labels
 from selfattention.inspection.words import find_word, group_words
 from selfattention.model import Transformer
 
@@ -37,10 +38,11 @@ class ContextReport:
     neighbours: list[list[tuple[str, float]]]  # per sentence: nearest vocabulary pieces, last layer
 
 
-def word_in_context(model: Transformer, tokenizer: Tokenizer, sentence: str, word: str) -> WordInContext:
+def word_in_context(model: Transformer, tokenizer: SubwordTokenizer, sentence: str, word: str) -> WordInContext:
     """The word's vector (mean over its pieces) after the embeddings and after each encoder layer."""
-    ids = [*tokenizer.encode(sentence), EOS_ID]
-    labels = token_labels(tokenizer, ids)
+    _, _, eos_id = special_ids(model)
+    ids = [*tokenizer.encode(sentence), eos_id]
+    labels = token_labels(tokenizer, ids, special_labels(model))
     words = group_words(labels)
     index = find_word(words, word)
     positions = list(words[index].pieces)
@@ -53,7 +55,7 @@ def word_in_context(model: Transformer, tokenizer: Tokenizer, sentence: str, wor
 
 
 def compare_contexts(
-    model: Transformer, tokenizer: Tokenizer, sentences: list[str], word: str, *, top_k: int = 8
+    model: Transformer, tokenizer: SubwordTokenizer, sentences: list[str], word: str, *, top_k: int = 8
 ) -> ContextReport:
     """The word in every sentence: pairwise cosine similarity per layer, and nearest pieces."""
     if len(sentences) < 2:
@@ -66,7 +68,7 @@ def compare_contexts(
     neighbours = []
     for w in found:
         cosine = embedding @ F.normalize(w.vectors[-1], dim=0)
-        values, indices = cosine.topk(top_k)
+        values, indices = cosine.topk(min(top_k, cosine.numel()))  # at most the whole vocabulary
         pieces = tokenizer.pieces(indices.tolist())
         neighbours.append([(piece, float(value)) for piece, value in zip(pieces, values, strict=True)])
     names = ["embedding"] + [f"layer {i}" for i in range(stacked.shape[0] - 1)]

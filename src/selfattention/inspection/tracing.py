@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from selfattention.data.tokenizer import BOS_ID, EOS_ID, WORD_START, Tokenizer
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, WORD_START, SubwordTokenizer
 from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding.translator import special_ids
 from selfattention.inspection.recorder import AttentionKind, TraceRecorder
 from selfattention.model import Transformer
 
@@ -41,12 +42,19 @@ class TranslationTrace:
         return self.target_labels, self.source_labels
 
 
-def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+def special_labels(model: Transformer) -> dict[int, str]:
+    """``<s>`` and ``</s>`` for the model's start and end ids (an imported Marian model starts from <pad>)."""
+    _, bos_id, eos_id = special_ids(model)
+    return {bos_id: "<s>", eos_id: "</s>"}
+
+
+def token_labels(tokenizer: SubwordTokenizer, ids: list[int], specials: dict[int, str] | None = None) -> list[str]:
     """Readable labels: a word's first piece as the word, later pieces marked ``##``."""
+    specials = SPECIAL_LABELS if specials is None else specials
     labels = []
     for token_id, piece in zip(ids, tokenizer.pieces(ids), strict=True):
-        if token_id in SPECIAL_LABELS:
-            labels.append(SPECIAL_LABELS[token_id])
+        if token_id in specials:
+            labels.append(specials[token_id])
         elif piece.startswith(WORD_START):
             labels.append(piece[len(WORD_START) :] or WORD_START)
         else:
@@ -56,20 +64,21 @@ def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
 
 def trace_translation(
     model: Transformer,
-    tokenizer: Tokenizer,
+    tokenizer: SubwordTokenizer,
     source: str,
     target: str | None = None,
     decoding: DecodingConfig | None = None,
 ) -> TranslationTrace:
     """Translate ``source`` (unless ``target`` is given) and record every attention step."""
-    source_ids = [*tokenizer.encode(source), EOS_ID]
+    _, bos_id, eos_id = special_ids(model)
+    source_ids = [*tokenizer.encode(source), eos_id]
     if target is None:
         translator = Translator(model, tokenizer)
         config = decoding or DecodingConfig(beam_size=4)
         target_body = translator.translate_ids([source_ids[:-1]], config)[0]
     else:
-        target_body = tokenizer.encode(target)
-    target_ids = [BOS_ID, *target_body]
+        target_body = tokenizer.encode_target(target)
+    target_ids = [bos_id, *target_body]
     recorder = TraceRecorder()
     device = next(model.parameters()).device
     with torch.inference_mode():
@@ -83,7 +92,7 @@ def trace_translation(
         translation=tokenizer.decode(target_body),
         source_ids=source_ids,
         target_ids=target_ids,
-        source_labels=token_labels(tokenizer, source_ids),
-        target_labels=token_labels(tokenizer, target_ids),
+        source_labels=token_labels(tokenizer, source_ids, special_labels(model)),
+        target_labels=token_labels(tokenizer, target_ids, special_labels(model)),
         recorder=recorder,
     )

@@ -1,0 +1,109 @@
+"""`selfattention import-hf` and `selfattention export-hf`: Hugging Face Marian models in and out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from selfattention.cli.common import CommandError, resolve_model
+from selfattention.data.marian_tokenizer import load_tokenizer
+from selfattention.interop.marian import InteropError, export_marian, import_marian
+from selfattention.model_io import CONFIG_FILE, load_model, save_model
+
+CHECK_SENTENCES = ["I am good.", "The small dog runs in the park."]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    importer = commands.add_parser(
+        "import-hf",
+        help="turn a Hugging Face Marian model (e.g. opus-mt-en-fr) into a model directory",
+        description=(
+            "Read a Hugging Face Marian directory (config.json, model.safetensors or pytorch_model.bin, "
+            "source.spm, target.spm, vocab.json), as saved by MarianMTModel.save_pretrained or downloaded "
+            "from the Hub, and write a model directory that every command takes with --model. Nothing is "
+            "downloaded and transformers is not needed; a pytorch_model.bin is read as tensors only."
+        ),
+        epilog="Example: selfattention import-hf ~/models/opus-mt-en-fr --out opus-en-fr",
+    )
+    importer.add_argument("directory", help="the Hugging Face model directory")
+    importer.add_argument("--out", required=True, help="the model directory to write")
+    importer.add_argument("--force", action="store_true", help="overwrite --out if it already holds a model")
+    importer.set_defaults(run=run_import)
+
+    exporter = commands.add_parser(
+        "export-hf",
+        help="write a model as a Hugging Face Marian directory",
+        description=(
+            "Write a model directory (one trained here, or one imported) as a Hugging Face Marian directory "
+            "that MarianMTModel.from_pretrained and MarianTokenizer.from_pretrained load: config.json, "
+            "generation_config.json, model.safetensors, source.spm, target.spm, vocab.json, "
+            "tokenizer_config.json. With --check, load it back with transformers and compare."
+        ),
+        epilog="Example: selfattention export-hf runs/base/best --out hf-en-fr --check",
+    )
+    exporter.add_argument("model", help="model directory or bundled model name")
+    exporter.add_argument("--out", required=True, help="the Hugging Face directory to write")
+    exporter.add_argument("--force", action="store_true", help="overwrite --out if it already holds a model")
+    exporter.add_argument(
+        "--check",
+        action="store_true",
+        help="load the export with transformers and compare logits and greedy translations (needs transformers)",
+    )
+    exporter.add_argument(
+        "--check-text", action="append", help="a sentence for --check (repeatable; default: two short ones)"
+    )
+    exporter.set_defaults(run=run_export)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    out = _output_directory(args.out, args.force, args.directory)
+    model, tokenizer = import_marian(args.directory)
+    save_model(model, out)
+    tokenizer.save(out)
+    config = model.config
+    assert config is not None
+    sys.stdout.write(
+        f"Imported {args.directory} into {out}: d_model {config.d_model}, {config.n_heads} heads, "
+        f"{config.encoder_layers} + {config.decoder_layers} layers, vocabulary {config.vocab_size}, "
+        f"activation {config.activation}.\n"
+        f'Try: selfattention translate --model {out} "I am a small frog."\n'
+    )
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    model_dir = resolve_model(args.model)
+    out = _output_directory(args.out, args.force, model_dir)
+    model = load_model(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    try:
+        export_marian(model, tokenizer, out)
+    except InteropError as error:
+        raise CommandError(f"{model_dir}: {error}") from None
+    sys.stdout.write(f"Exported {model_dir} to {out} (MarianMTModel.from_pretrained({str(out)!r}) loads it).\n")
+    if not args.check:
+        return 0
+    from selfattention.interop.hf_check import check_marian_export
+
+    try:
+        report = check_marian_export(model, tokenizer, out, args.check_text or CHECK_SENTENCES)
+    except InteropError as error:
+        raise CommandError(str(error)) from None
+    sys.stdout.write(
+        f"Check with transformers: source ids {'equal' if report.same_source_ids else 'DIFFER'}, "
+        f"largest relative logits difference {report.max_relative_error:.1e}, greedy translations "
+        f"{'equal' if report.same_translations else 'DIFFER'}.\n"
+    )
+    return 0 if report.passed else 1
+
+
+def _output_directory(path: str, force: bool, source: Path | str) -> Path:
+    out = Path(path)
+    if out.resolve() == Path(source).resolve():
+        raise CommandError(f"{out}: --out must differ from the directory read")
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{out}: exists and is not a directory")
+    if (out / CONFIG_FILE).exists() and not force:
+        raise CommandError(f"{out}: already holds a model (config.json); choose another --out or add --force")
+    return out
