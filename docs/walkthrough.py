@@ -43,8 +43,10 @@ OUT.mkdir(exist_ok=True)
 translator = Translator.load(resolve_model(os.environ.get("SELFATTENTION_MODEL")))
 model, tokenizer = translator.model, translator.tokenizer
 config = model.config
-print(f"d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
-      f"{config.encoder_layers} encoder and {config.decoder_layers} decoder layers, {config.vocab_size} subwords")
+print(
+    f"d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
+    f"{config.encoder_layers} encoder and {config.decoder_layers} decoder layers, {config.vocab_size} subwords"
+)
 
 # %% [markdown]
 # ## 1. Static embeddings
@@ -108,8 +110,8 @@ for head in range(config.n_heads):
 for sentence in ["I am good.", "A dog ate the food because it was hungry."]:
     print(sentence, "→", translator.translate([sentence], DecodingConfig(beam_size=4))[0])
 cross = trace.recorder.attention("cross", config.decoder_layers - 1).weights[0].mean(dim=0)
-for row, label in zip(cross, trace.target_labels):
-    print(f"{label:>10} looks most at '{trace.source_labels[int(row.argmax())]}'")
+for row, produced in zip(cross, trace.produced_labels):  # row i is the step that produced token i
+    print(f"producing {produced:>10}, the decoder looks most at '{trace.source_labels[int(row.argmax())]}'")
 masked = trace.recorder.attention("decoder", 0).weights[0, 0]
 assert torch.all(masked.triu(diagonal=1) == 0), "the decoder never attends to later positions"
 
@@ -128,14 +130,23 @@ for score in ranking[:5]:
 best = ranking[0]
 weights = dog.recorder.attention("encoder", best.layer).weights[0, best.head]
 it_position = dog.source_labels.index("it")
-save_figure(line_view(weights, dog.source_labels, dog.source_labels, highlight=it_position,
-                      title=f"'it' in layer {best.layer}, head {best.head}"), OUT / "it-dog.png")
+save_figure(
+    line_view(
+        weights,
+        dog.source_labels,
+        dog.source_labels,
+        highlight=it_position,
+        title=f"'it' in layer {best.layer}, head {best.head}",
+    ),
+    OUT / "it-dog.png",
+)
 
 # %% [markdown]
 # ## 9. Contextual meaning: "Apple phones" vs "apple juice"
 #
-# The same word, two sentences: its vectors start close and move apart layer by layer as the
-# encoder mixes in "phones" or "juice".
+# The same word, two sentences. "Apple" and "apple" are different pieces in this cased
+# vocabulary, so they start from different embeddings; the encoder then mixes in "phones" or
+# "juice". The same piece in two sentences starts identical (apart from its position).
 
 # %%
 report = compare_contexts(model, tokenizer, ["I love Apple phones", "I love apple juice"], "apple")
@@ -158,4 +169,6 @@ for n in (256, 512, 1024):
     start = time.perf_counter()
     scaled_dot_product_attention(q, k, v)
     fused = time.perf_counter() - start
-    print(f"n={n:5}: {n * n:>9,} scores ({4 * n * n / 2**20:.1f} MiB as float32); explicit {explicit * 1e3:.1f} ms, fused {fused * 1e3:.1f} ms")
+    print(
+        f"n={n:5}: {n * n:>9,} scores ({4 * n * n / 2**20:.1f} MiB as float32); explicit {explicit * 1e3:.1f} ms, fused {fused * 1e3:.1f} ms"
+    )

@@ -1,6 +1,6 @@
 """selfattention: the Transformer's self-attention made real.
 
-A library, a command-line tool and (later) a web page that train, run and show an
+A library, a command-line tool and a web page that train, run and show an
 English-to-French Transformer translator. See ``docs/DESIGN.md`` for the layout.
 """
 

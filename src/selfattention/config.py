@@ -128,4 +128,4 @@ _INTS = {
     "eos_id",
 }
 _FLOATS = {"dropout", "attention_dropout", "layer_norm_eps"}
-_BOOLS = {"scale_embedding", "output_bias"}
+_BOOLS = {"scale_embedding", "output_bias", "tie_embeddings"}

@@ -1,6 +1,6 @@
 """Saving and loading models: weights in safetensors plus a JSON configuration.
 
-A model directory holds ``config.json`` and ``model.safetensors``. Nothing is ever unpickled:
+A model directory holds ``config.json`` and ``model.safetensors``. This format never pickles:
 safetensors stores raw tensors, and JSON stores the shape of the model. Every problem with a
 file is reported as a :class:`ModelFileError` naming the file.
 """

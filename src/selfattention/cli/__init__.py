@@ -43,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, CorpusError, ModelFileError, TokenizerError) as error:
         sys.stderr.write(f"selfattention {args.command}: error: {error}\n")
         return 2
+    except (ValueError, OSError) as error:  # bad values or unwritable paths that reached the library
+        if args.verbose:
+            raise
+        message = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) and error.filename else str(error)
+        sys.stderr.write(f"selfattention {args.command}: error: {message} (run with -v for details)\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

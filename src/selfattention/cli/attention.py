@@ -63,6 +63,8 @@ def parse_indices(text: str | None, limit: int, what: str) -> list[int] | None:
 def run_attention(args: argparse.Namespace) -> int:
     if not args.text.strip():
         raise CommandError("give an English sentence to draw")
+    if args.beam < 1:
+        raise CommandError("--beam must be at least 1")
     translator = Translator.load(resolve_model(args.model))
     config = translator.model.config
     assert config is not None
@@ -104,9 +106,9 @@ def run_attention(args: argparse.Namespace) -> int:
     elif args.view == "alignment":
         figure = heatmap(
             mean_over_heads(weights),
-            rows,
+            trace.produced_labels,  # row i is the step that produced token i
             columns,
-            title=f"source-target alignment: cross-attention, layer {layer}, mean over heads",
+            title=f"source-target alignment: cross-attention, layer {layer}, mean over heads (row = French token produced)",
         )
     elif args.view == "rollout":
         layers = [trace.recorder.attention(args.kind, i).weights[0] for i in range(n_layers)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from selfattention.cli.common import read_stdin_lines, resolve_model
 from selfattention.decoding import DecodingConfig, Translator
 
@@ -45,6 +47,10 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
         raise CommandError("--beam must be at least 1")
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
+    if not args.max_len_a >= 0 or args.max_len_b < 1:  # `not >=` also refuses NaN
+        raise CommandError("--max-len-a must be at least 0 and --max-len-b at least 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
 
 

@@ -64,6 +64,15 @@ class Translator:
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         results: list[str] = [""] * len(texts)
         todo = [i for i in order if ids[i]]
+        limit = self.max_source_length
+        for i in todo:
+            if len(ids[i]) > limit:
+                raise ValueError(
+                    f"input {i + 1} is {len(ids[i])} subword pieces long; this model reads at most {limit} "
+                    "(split it into sentences)"
+                )
+        if progress is not None and len(todo) < len(texts):
+            progress(len(texts) - len(todo))  # empty inputs are done at once
         for start in range(0, len(todo), config.batch_size):
             chunk = todo[start : start + config.batch_size]
             for index, tokens in zip(chunk, self.translate_ids([ids[i] for i in chunk], config), strict=True):
@@ -72,12 +81,18 @@ class Translator:
                 progress(len(chunk))
         return results
 
+    @property
+    def max_source_length(self) -> int:
+        """The longest input (and output) in pieces: the model's positions, less one for EOS."""
+        config = self.model.config
+        return (config.max_positions if config is not None else 1024) - 1
+
     def translate_ids(self, sources: Sequence[Sequence[int]], config: DecodingConfig) -> list[list[int]]:
         """Target ids for already tokenised sources (no BOS/EOS in or out)."""
         device = next(self.model.parameters()).device
         examples = [make_example(s, [], self.eos_id) for s in sources]
         src = collate(examples, self.pad_id, self.bos_id, self.eos_id).src.to(device)
-        limits = SearchLimits(config.max_len_a, config.max_len_b)
+        limits = SearchLimits(config.max_len_a, config.max_len_b, hard_limit=self.max_source_length)
         with torch.inference_mode():
             if config.beam_size == 1:
                 return greedy_search(self.model, src, self.bos_id, self.eos_id, limits)

@@ -33,6 +33,14 @@ class TranslationTrace:
     target_labels: list[str]
     recorder: TraceRecorder
 
+    @property
+    def produced_labels(self) -> list[str]:
+        """What each decoder position produced: the translation's tokens, then ``</s>``.
+
+        Decoder row i reads ``target_labels[i]`` and produces ``produced_labels[i]``.
+        """
+        return [*self.target_labels[1:], "</s>"]
+
     def labels(self, kind: AttentionKind) -> tuple[list[str], list[str]]:
         """Row (query) and column (key) labels for one kind of attention."""
         if kind == "encoder":

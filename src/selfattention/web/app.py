@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from torch import Tensor
 
+from selfattention import __version__
 from selfattention.config import ModelConfig
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.inspection import TranslationTrace, explain_head, trace_translation
@@ -228,7 +229,7 @@ def create_app(translator: Translator, *, max_chars: int = 1000, max_sentences_c
     app = FastAPI(
         title="selfattention",
         summary="See the self-attention of an English-to-French Transformer, one step at a time.",
-        version="0.1.0",
+        version=__version__,
         docs_url=None,  # FastAPI's docs pages load scripts from a CDN; the schema stays at /openapi.json
         redoc_url=None,
     )
