@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,13 +21,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "and [train] tables), writing checkpoints, metrics.jsonl, curves.png and the best model "
             "(best/) into --out. Any setting can be overridden as table.key=value."
         ),
-        epilog="Example: selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60",
+        epilog=(
+            "Examples: selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60; "
+            "on 4 GPUs: selfattention train --nproc 4 --config configs/en-fr.toml --out runs/en-fr "
+            "(or torchrun --nproc-per-node 4 -m selfattention train ...; see docs/training.md)"
+        ),
     )
     parser.add_argument("--config", required=True, help="TOML configuration, e.g. configs/en-fr.toml")
     parser.add_argument("--out", required=True, help="run directory for checkpoints, metrics and models")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train (default auto: a GPU when PyTorch sees one; each process takes its LOCAL_RANK's)",
+    )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes on this machine (DistributedDataParallel: gloo on CPU, NCCL on GPUs)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="table.key=value", help="settings that replace the file's")
     parser.set_defaults(run=run_train)
 
@@ -51,18 +70,44 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from selfattention.training import TrainingError, load_run_config, train
 
+    if args.nproc < 1:
+        raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and "LOCAL_RANK" in os.environ:
+        raise CommandError("--nproc starts the processes itself; under torchrun leave it out")
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")  # a TOML basic string
     try:
-        config = load_run_config(args.config, overrides)
+        config = load_run_config(args.config, overrides)  # checked here, before any process starts
     except ValueError as error:
         raise CommandError(str(error)) from None
+    if args.nproc > 1:
+        return _launch(args)
+    if int(os.environ.get("RANK", "0")) > 0:  # rank 0 speaks for all
+        logging.getLogger().setLevel(logging.WARNING)
     try:
-        best = train(config, Path(args.out), resume=args.resume, show_progress=not args.no_progress)
+        best = train(config, Path(args.out), resume=args.resume, show_progress=not args.no_progress, device=args.device)
     except TrainingError as error:
         raise CommandError(str(error)) from None
-    sys.stdout.write(f"best model: {best}\n")
+    if int(os.environ.get("RANK", "0")) == 0:
+        sys.stdout.write(f"best model: {best}\n")
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``selfattention train`` again in ``--nproc`` processes, through torchrun's launcher."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from selfattention.training.distributed import launch
+
+    worker = ["-v"] * args.verbose + ["train", "--config", args.config, "--out", args.out, "--device", args.device]
+    worker += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
+    worker += ["--data-dir", args.data_dir] if args.data_dir else []
+    try:
+        launch(args.nproc, [*worker, *args.overrides])
+    except ChildFailedError as error:
+        failures = ", ".join(f"rank {rank} exited with {failure.exitcode}" for rank, failure in error.failures.items())
+        raise CommandError(f"training failed in {len(error.failures)} process(es): {failures}") from None
     return 0
 
 

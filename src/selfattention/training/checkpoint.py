@@ -2,7 +2,8 @@
 
 A checkpoint is a directory ``checkpoints/step-00001000/`` holding a loadable model
 (``config.json``, ``model.safetensors``, ``tokenizer.model``), the optimiser's tensors
-(``optimizer.safetensors``, which also holds the random-number state) and ``trainer.json``
+(``optimizer.safetensors``, which also holds the random-number state, on CUDA too, and with
+``train.precision=fp16`` the loss scale) and ``trainer.json``
 (step, epoch, position in the epoch, best score). It is written under a temporary name and
 renamed into place, so a checkpoint directory on disk is always complete. Nothing is pickled.
 """
@@ -56,11 +57,12 @@ def save_checkpoint(
     progress: Progress,
     run_config: dict[str, Any],
     keep: int,
+    grad_scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
     """Write a complete checkpoint atomically, then drop all but the newest ``keep``."""
     root = run_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{progress.step:08d}"
+    final = checkpoint_dir(run_dir, progress.step)
     tmp = root / f".tmp-step-{progress.step:08d}"
     for stale in root.glob(".tmp-step-*"):  # left by an earlier failed write
         shutil.rmtree(stale, ignore_errors=True)
@@ -69,6 +71,10 @@ def save_checkpoint(
         tokenizer.save(tmp)
         tensors, groups = _optimizer_tensors(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        if grad_scaler is not None:  # fp16 training: the loss scale and its growth counter
+            tensors.update({f"scaler.{k}": torch.tensor(v) for k, v in _scaler_state(grad_scaler).items()})
         save_file(tensors, str(tmp / OPTIMIZER_FILE))
         document = {"progress": progress.to_dict(), "param_groups": groups, "run_config": run_config}
         (tmp / TRAINER_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -85,6 +91,11 @@ def save_checkpoint(
     return final
 
 
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of optimiser step ``step`` is (or will be) written."""
+    return run_dir / CHECKPOINTS / f"step-{step:08d}"
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first (temporary directories are ignored)."""
     root = run_dir / CHECKPOINTS
@@ -94,7 +105,10 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(
-    path: Path, model: Transformer, optimizer: torch.optim.Optimizer
+    path: Path,
+    model: Transformer,
+    optimizer: torch.optim.Optimizer,
+    grad_scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[Progress, dict[str, Any]]:
     """Restore model, optimiser and random state; return the progress and the run configuration."""
     load_weights(model, path / "model.safetensors")
@@ -109,6 +123,12 @@ def load_checkpoint(
     except (SafetensorError, OSError) as error:
         raise ModelFileError(path / OPTIMIZER_FILE, f"unreadable optimiser state ({error})") from None
     torch.set_rng_state(tensors.pop("rng.torch"))
+    cuda_rng = tensors.pop("rng.cuda", None)
+    if cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_rng)
+    scaler = {name.split(".", 1)[1]: tensors.pop(name) for name in list(tensors) if name.startswith("scaler.")}
+    if grad_scaler is not None and scaler:
+        grad_scaler.load_state_dict({**grad_scaler.state_dict(), **{k: v.item() for k, v in scaler.items()}})
     _restore_optimizer(optimizer, tensors, document["param_groups"])
     return progress, document.get("run_config", {})
 
@@ -138,6 +158,11 @@ def _restore_optimizer(
             if isinstance(value, list) and key != "params":
                 group[key] = tuple(value)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _scaler_state(grad_scaler: torch.amp.GradScaler) -> dict[str, float | int]:
+    state = grad_scaler.state_dict()
+    return {key: state[key] for key in ("scale", "_growth_tracker") if key in state}
 
 
 def _fsync_dir(path: Path) -> None:

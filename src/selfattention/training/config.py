@@ -21,6 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+PRECISIONS = ("float32", "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which corpora to train on, and how to cut them into subwords."""
@@ -55,6 +58,11 @@ class TrainConfig:
     valid_bleu_sentences: int = 1014  # how many validation pairs to translate for BLEU
     seed: int = 1
     threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
+    precision: str = "float32"  # or "bf16" / "fp16": autocast on CUDA (refused on CPU)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision should be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,10 @@ def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
         if default is not None and not isinstance(default, tuple) and not _same_kind(value, default):
             raise ValueError(f"{where}: {key} should be {type(default).__name__}, got {value!r}")
         values[key] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def _same_kind(value: Any, default: Any) -> bool:

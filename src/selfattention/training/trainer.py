@@ -6,10 +6,14 @@ One run lives in a directory: ``tokenizer.model``, ``run_config.json``, ``metric
 ``resume=True`` continues from its newest checkpoint and ends with the same weights as a run
 that was never stopped: the batch order depends only on the seed and the epoch, and the
 random-number state is saved with each checkpoint.
+
+Under ``torchrun`` the same loop runs in every process (see :mod:`.distributed`): each step's
+batches are shared out, gradients summed, and rank 0 alone validates and writes the run directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,15 +26,28 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from selfattention.data import Example, Tokenizer, collate, load_corpus, make_example, token_batches
+from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, make_example, token_batches
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.evaluation import bleu
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import load_weights, save_model
-from selfattention.training.checkpoint import Progress, list_checkpoints, load_checkpoint, save_checkpoint
+from selfattention.training.checkpoint import (
+    Progress,
+    checkpoint_dir,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from selfattention.training.config import RunConfig
 from selfattention.training.curves import plot_curves
+from selfattention.training.distributed import (
+    Distributed,
+    DistributedError,
+    setup_distributed,
+    step_seed,
+    wrap_model,
+)
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
 from selfattention.training.schedule import inverse_sqrt_lr
@@ -44,12 +61,26 @@ class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and where the last good checkpoint is."""
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: Path | str, *, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path | str,
+        *,
+        show_progress: bool = True,
+        device: str = "cpu",
+        distributed: Distributed | None = None,
+    ) -> None:
+        """``device``: ``cpu``, ``cuda`` or ``auto``; under torchrun, each process takes its LOCAL_RANK's GPU."""
         self.config = config
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
         self.metrics = MetricsLog(self.run_dir)
+        self.device_request = device
+        self.dist = distributed
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -57,12 +88,25 @@ class Trainer:
         train_cfg, data_cfg = self.config.train, self.config.data
         if train_cfg.threads > 0:
             torch.set_num_threads(train_cfg.threads)
+        if self.dist is None:
+            try:
+                self.dist = setup_distributed(self.device_request)
+            except DistributedError as error:
+                raise TrainingError(str(error)) from None
+        self.device = self.dist.device
+        if train_cfg.precision != "float32" and self.device.type != "cuda":
+            raise TrainingError(
+                f"train.precision={train_cfg.precision} needs a CUDA device, and this run is on {self.device}; "
+                "use train.precision=float32 on CPU"
+            )
         existing = list_checkpoints(self.run_dir)
         if existing and not resume:
             raise TrainingError(
                 f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose a new --out"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         train_pairs = [
             pair
             for name in data_cfg.corpora
@@ -72,23 +116,28 @@ class Trainer:
         if not train_pairs:
             raise TrainingError("the training corpora hold no usable pairs")
         tokenizer_path = self.run_dir / "tokenizer.model"
-        if tokenizer_path.is_file():
+        if main:  # the others wait, then read what rank 0 wrote
+            if tokenizer_path.is_file():
+                self.tokenizer = Tokenizer.load(tokenizer_path)
+            else:
+                log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
+                self.tokenizer = Tokenizer.train([text for pair in train_pairs for text in pair], data_cfg.vocab_size)
+                self.tokenizer.save(tokenizer_path)
+        self.dist.barrier()
+        if not main:
             self.tokenizer = Tokenizer.load(tokenizer_path)
-        else:
-            log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
-            self.tokenizer = Tokenizer.train([text for pair in train_pairs for text in pair], data_cfg.vocab_size)
-            self.tokenizer.save(tokenizer_path)
         model_cfg = replace(
             self.config.model, vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID
         )
         self.config = replace(self.config, model=model_cfg)
-        (self.run_dir / "run_config.json").write_text(
-            json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8"
-        )
+        if main:
+            (self.run_dir / "run_config.json").write_text(
+                json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
         self.examples = self._encode(train_pairs)
         self.valid_examples = self._encode(self.valid_pairs)
         torch.manual_seed(train_cfg.seed)
-        self.model = build_model(model_cfg)
+        self.model = build_model(model_cfg).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=train_cfg.peak_lr,
@@ -96,17 +145,22 @@ class Trainer:
             eps=train_cfg.adam_eps,
             weight_decay=train_cfg.weight_decay,
         )
+        self.scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" else None
         self.progress = Progress()
         if resume and existing:
-            self.progress, _ = load_checkpoint(existing[-1], self.model, self.optimizer)
-            self.metrics.truncate_after(self.progress.step)
+            self.progress, _ = load_checkpoint(existing[-1], self.model, self.optimizer, self.scaler)
+            if main:
+                self.metrics.truncate_after(self.progress.step)
             log.info("resumed from %s (step %d, epoch %d)", existing[-1], self.progress.step, self.progress.epoch)
+        self.network = wrap_model(self.model, self.dist)  # DistributedDataParallel under torchrun
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info(
-            "model: %.1fM parameters; %d training pairs, %d validation pairs",
+            "model: %.1fM parameters; %d training pairs, %d validation pairs; %s%s",
             n_params / 1e6,
             len(self.examples),
             len(self.valid_examples),
+            self.device,
+            f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
 
     def _encode(self, pairs: list[tuple[str, str]]) -> list[Example]:
@@ -119,8 +173,18 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> Path:
         """Train until a stopping rule fires; return the directory of the best model."""
+        owned = self.dist is None  # a process group this trainer joins, it leaves
+        try:
+            return self._fit(resume)
+        finally:
+            if owned and self.dist is not None:
+                self.dist.close()
+
+    def _fit(self, resume: bool) -> Path:
         self.prepare(resume)
+        assert self.dist is not None
         cfg = self.config.train
+        group_size = cfg.accumulate * self.dist.world_size  # batches per optimiser step, over all processes
         started = time.monotonic() - self.progress.seconds
         stretch_start = time.monotonic()
         bad_steps = 0
@@ -130,7 +194,7 @@ class Trainer:
             bar = self._bar(len(batches))
             window_tokens, window_start = 0, time.monotonic()
             while self.progress.batch_in_epoch < len(batches):
-                group = batches[self.progress.batch_in_epoch : self.progress.batch_in_epoch + cfg.accumulate]
+                group = batches[self.progress.batch_in_epoch : self.progress.batch_in_epoch + group_size]
                 loss, nll, tokens = self._step([collate([self.examples[i] for i in b]) for b in group])
                 self.progress.batch_in_epoch += len(group)
                 if bar is not None:
@@ -153,7 +217,7 @@ class Trainer:
                 now = time.monotonic()
                 self.progress.seconds = now - started
                 lr = self.optimizer.param_groups[0]["lr"]
-                if self.progress.step % 25 == 0 or self.progress.step == 1:
+                if self.dist.is_main and (self.progress.step % 25 == 0 or self.progress.step == 1):
                     rate = window_tokens / max(now - window_start, 1e-9)
                     self.metrics.write(
                         {
@@ -174,7 +238,7 @@ class Trainer:
                     self._checkpoint()
                 if cfg.max_steps and self.progress.step >= cfg.max_steps:
                     stop_reason = f"reached train.max_steps={cfg.max_steps}"
-                elif cfg.max_minutes and now - stretch_start >= cfg.max_minutes * 60:
+                elif cfg.max_minutes and self.dist.any(now - stretch_start >= cfg.max_minutes * 60):
                     stop_reason = f"reached train.max_minutes={cfg.max_minutes:g} for this stretch"
                 if stop_reason:
                     break
@@ -185,37 +249,81 @@ class Trainer:
             else:
                 self._checkpoint()
         log.info("training stopped: %s", stop_reason or f"reached train.max_epochs={cfg.max_epochs}")
-        self._finish()
+        if self.dist.is_main:
+            self._finish()
+        self.dist.barrier()  # the others return once rank 0 has written everything
         best = self.run_dir / "best"
         return best if best.is_dir() else Path(self._latest_name())
 
-    def _step(self, batches: list) -> tuple[float | None, float, int]:
-        """One optimiser step over ``batches`` (gradient accumulation); loss per target token."""
+    def _step(self, batches: list[Batch]) -> tuple[float | None, float, int]:
+        """One optimiser step over ``batches`` (gradient accumulation); loss per target token.
+
+        Under torchrun ``batches`` are the step's batches of all processes: this one takes every
+        ``world_size``-th from its rank on. Every process runs as many forward passes (one with no
+        batch of its own repeats the first, weighted 0) so that DDP reduces the gradients together.
+        """
         cfg = self.config.train
-        self.model.train()
+        assert self.dist is not None
+        world, rank = self.dist.world_size, self.dist.rank
+        self.network.train()
         self.optimizer.zero_grad(set_to_none=True)
         total_tokens = sum(batch.target_tokens for batch in batches)
-        loss_sum, nll_sum = 0.0, 0.0
-        for batch in batches:
-            logits = self.model(batch.src, batch.tgt_in)
-            loss, nll = label_smoothed_loss(logits, batch.tgt_out, PAD_ID, cfg.label_smoothing)
-            if not torch.isfinite(loss):
+        mine = batches[rank::world]
+        passes = math.ceil(len(batches) / world)
+        weights = [1.0] * len(mine) + [0.0] * (passes - len(mine))
+        mine += [batches[0]] * (passes - len(mine))
+        if self.dist.enabled:  # each process its own dropout masks, the same after a resume
+            torch.manual_seed(step_seed(cfg.seed, self.progress.step, rank))
+        loss_sum, nll_sum, finite = 0.0, 0.0, True
+        for index, (batch, weight) in enumerate(zip(mine, weights, strict=True)):
+            batch = batch.to(self.device)
+            with self._gradient_sync(index == passes - 1):
+                with self._autocast():
+                    logits = self.network(batch.src, batch.tgt_in)
+                loss, nll = label_smoothed_loss(logits.float(), batch.tgt_out, PAD_ID, cfg.label_smoothing)
+                if not torch.isfinite(loss):
+                    if not self.dist.enabled:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        return None, math.nan, total_tokens
+                    finite = False  # the others are already waiting in the all-reduce: go through with it
+                share = loss / total_tokens if weight == 1.0 else loss * weight / total_tokens
+                (self.scaler.scale(share) if self.scaler is not None else share).backward()
+            loss_sum += weight * float(loss.detach())
+            nll_sum += weight * float(nll)
+        if self.dist.enabled:
+            loss_sum, nll_sum, bad = self.dist.sum([loss_sum, nll_sum, 0.0 if finite else 1.0])
+            if bad:
                 self.optimizer.zero_grad(set_to_none=True)
                 return None, math.nan, total_tokens
-            (loss / total_tokens).backward()
-            loss_sum += float(loss.detach())
-            nll_sum += float(nll)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         if cfg.clip_norm > 0:
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-            if not torch.isfinite(norm):
+            if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
                 self.optimizer.zero_grad(set_to_none=True)
                 return None, math.nan, total_tokens
         lr = inverse_sqrt_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.progress.step += 1
         return loss_sum / total_tokens, nll_sum / total_tokens, total_tokens
+
+    def _gradient_sync(self, last: bool) -> contextlib.AbstractContextManager[None]:
+        """DDP reduces gradients in the backward pass of the step's last batch only."""
+        if last or not self.dist or not self.dist.enabled:
+            return contextlib.nullcontext()
+        return self.network.no_sync()  # type: ignore[operator]
+
+    def _autocast(self) -> contextlib.AbstractContextManager[None]:
+        dtype = AUTOCAST_DTYPES.get(self.config.train.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     # -- validation, checkpoints ----------------------------------------------------------------
 
@@ -225,7 +333,7 @@ class Trainer:
         nll_sum, tokens = 0.0, 0
         with torch.inference_mode():
             for indices in token_batches(self.valid_examples, self.config.train.max_tokens, seed=0, epoch=0):
-                batch = collate([self.valid_examples[i] for i in indices])
+                batch = collate([self.valid_examples[i] for i in indices]).to(self.device)
                 logits = self.model(batch.src, batch.tgt_in)
                 _, nll = label_smoothed_loss(logits, batch.tgt_out, PAD_ID, 0.0)
                 nll_sum += float(nll)
@@ -237,16 +345,18 @@ class Trainer:
         return {"nll": nll_sum / max(tokens, 1), "bleu": score}
 
     def _end_epoch(self) -> str:
-        result = self.validate()
-        self.metrics.write(
-            {
-                "kind": "valid",
-                "step": self.progress.step,
-                "epoch": self.progress.epoch,
-                "seconds": self.progress.seconds,
-                **result,
-            }
-        )
+        assert self.dist is not None
+        result = self.dist.broadcast(self.validate() if self.dist.is_main else None)  # the others wait for it
+        if self.dist.is_main:
+            self.metrics.write(
+                {
+                    "kind": "valid",
+                    "step": self.progress.step,
+                    "epoch": self.progress.epoch,
+                    "seconds": self.progress.seconds,
+                    **result,
+                }
+            )
         log.info("epoch %d: validation NLL %.3f, BLEU %.2f", self.progress.epoch, result["nll"], result["bleu"])
         improved = result["bleu"] > self.progress.best_bleu
         if improved:
@@ -260,7 +370,7 @@ class Trainer:
         self.progress.epoch += 1
         self.progress.batch_in_epoch = 0
         checkpoint = self._checkpoint(epoch_end=True)
-        if improved:
+        if improved and self.dist.is_main:
             self._publish(checkpoint, self.run_dir / "best")
         patience = self.config.train.patience
         if patience and self.progress.stale_epochs >= patience:
@@ -268,10 +378,20 @@ class Trainer:
         return ""
 
     def _checkpoint(self, epoch_end: bool = False) -> Path:
+        """Write a checkpoint (rank 0 only; every process gets its path)."""
+        if self.dist is not None and not self.dist.is_main:
+            return checkpoint_dir(self.run_dir, self.progress.step)
         keep = self.config.train.keep_checkpoints
         try:
             path = save_checkpoint(
-                self.run_dir, self.model, self.tokenizer, self.optimizer, self.progress, self.config.to_dict(), keep
+                self.run_dir,
+                self.model,
+                self.tokenizer,
+                self.optimizer,
+                self.progress,
+                self.config.to_dict(),
+                keep,
+                grad_scaler=self.scaler,
             )
             if epoch_end and self.config.train.average_last > 1:
                 epochs = self.run_dir / "epochs"
@@ -316,7 +436,7 @@ class Trainer:
         return str(checkpoints[-1]) if checkpoints else "none yet"
 
     def _bar(self, total: int):  # type: ignore[no-untyped-def]
-        if not self.show_progress:
+        if not self.show_progress or (self.dist is not None and not self.dist.is_main):
             return None
         from tqdm import tqdm
 
@@ -340,6 +460,16 @@ def average_checkpoints(directories: list[Path], model: Transformer) -> None:
     model.load_state_dict({name: (tensor / len(directories)).to(torch.float32) for name, tensor in total.items()})
 
 
-def train(config: RunConfig, run_dir: Path | str, *, resume: bool = False, show_progress: bool = True) -> Path:
-    """Train a translator; returns the best model's directory (or, before any epoch ends, the newest checkpoint)."""
-    return Trainer(config, run_dir, show_progress=show_progress).fit(resume=resume)
+def train(
+    config: RunConfig,
+    run_dir: Path | str,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    device: str = "cpu",
+) -> Path:
+    """Train a translator; returns the best model's directory (or, before any epoch ends, the newest checkpoint).
+
+    Under torchrun (RANK, WORLD_SIZE, ... in the environment) this process joins the others.
+    """
+    return Trainer(config, run_dir, show_progress=show_progress, device=device).fit(resume=resume)
