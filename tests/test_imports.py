@@ -99,6 +99,24 @@ RULES: tuple[Rule, ...] = (
         ("selfattention.model", "selfattention.model_io", "selfattention.inspection", "selfattention.cli"),
     ),
     Rule("selfattention.model", ("selfattention.model_io", "selfattention.inspection", "selfattention.cli")),
+    # STYLE.md's order, from data down: each layer may use those above it, never those below.
+    Rule(
+        "selfattention.data",
+        _BELOW_DATA := (
+            "selfattention.training",
+            "selfattention.decoding",
+            "selfattention.evaluation",
+            "selfattention.inspection",
+            "selfattention.interop",
+            "selfattention.cli",
+            "selfattention.web",
+        ),
+    ),
+    Rule("selfattention.training", _BELOW_DATA[1:]),
+    Rule("selfattention.decoding", _BELOW_DATA[2:]),
+    Rule("selfattention.evaluation", _BELOW_DATA[3:]),
+    Rule("selfattention.inspection", _BELOW_DATA[4:]),
+    Rule("selfattention.interop", ("selfattention.cli", "selfattention.web")),
     # Only the command line itself (and ``python -m selfattention``) may import the command line.
     Rule("selfattention", ("selfattention.cli",), exempt=("selfattention.cli", "selfattention.__main__")),
 )

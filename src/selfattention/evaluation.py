@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import sacrebleu
 
+from selfattention.data.tokenizer import SubwordTokenizer
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.model import Transformer
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -61,3 +65,11 @@ def comparable_bleu(hypotheses: Sequence[str], tokenised_references: Sequence[st
         moses_lowercase_tokens(hypotheses, lang), [list(tokenised_references)], tokenize="none", force=True
     )
     return float(result.score)
+
+
+def greedy_bleu(model: Transformer, tokenizer: SubwordTokenizer, pairs: Sequence[tuple[str, str]]) -> float:
+    """BLEU of greedy translations of ``pairs`` (source, reference): the trainer's validation score."""
+    hypotheses = Translator(model, tokenizer).translate(
+        [s for s, _ in pairs], DecodingConfig(beam_size=1, batch_size=64)
+    )
+    return bleu(hypotheses, [t for _, t in pairs])

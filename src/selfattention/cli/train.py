@@ -68,6 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from selfattention.evaluation import greedy_bleu
     from selfattention.training import TrainingError, load_run_config, train
 
     if args.nproc < 1:
@@ -86,7 +87,14 @@ def run_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) > 0:  # rank 0 speaks for all
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        best = train(config, Path(args.out), resume=args.resume, show_progress=not args.no_progress, device=args.device)
+        best = train(
+            config,
+            Path(args.out),
+            resume=args.resume,
+            show_progress=not args.no_progress,
+            device=args.device,
+            scorer=greedy_bleu,
+        )
     except TrainingError as error:
         raise CommandError(str(error)) from None
     if int(os.environ.get("RANK", "0")) == 0:

@@ -122,14 +122,19 @@ def load_checkpoint(
         tensors = load_file(str(path / OPTIMIZER_FILE))
     except (SafetensorError, OSError) as error:
         raise ModelFileError(path / OPTIMIZER_FILE, f"unreadable optimiser state ({error})") from None
-    torch.set_rng_state(tensors.pop("rng.torch"))
-    cuda_rng = tensors.pop("rng.cuda", None)
-    if cuda_rng is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda_rng)
-    scaler = {name.split(".", 1)[1]: tensors.pop(name) for name in list(tensors) if name.startswith("scaler.")}
-    if grad_scaler is not None and scaler:
-        grad_scaler.load_state_dict({**grad_scaler.state_dict(), **{k: v.item() for k, v in scaler.items()}})
-    _restore_optimizer(optimizer, tensors, document["param_groups"])
+    try:
+        torch.set_rng_state(tensors.pop("rng.torch"))
+        cuda_rng = tensors.pop("rng.cuda", None)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda_rng)
+        scaler = {name.split(".", 1)[1]: tensors.pop(name) for name in list(tensors) if name.startswith("scaler.")}
+        if grad_scaler is not None and scaler:
+            grad_scaler.load_state_dict({**grad_scaler.state_dict(), **{k: v.item() for k, v in scaler.items()}})
+        _restore_optimizer(optimizer, tensors, document["param_groups"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise ModelFileError(
+            path / OPTIMIZER_FILE, f"optimiser or random state does not fit this model ({error})"
+        ) from None
     return progress, document.get("run_config", {})
 
 

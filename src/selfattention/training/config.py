@@ -63,6 +63,27 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision should be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        at_least_one = ("max_tokens", "accumulate", "max_epochs", "keep_checkpoints", "valid_bleu_sentences")
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in (
+            "warmup_steps",
+            "max_steps",
+            "max_minutes",
+            "patience",
+            "checkpoint_every",
+            "average_last",
+            "threads",
+            "clip_norm",
+            "weight_decay",
+        ):
+            if not getattr(self, name) >= 0:  # `not >=` also refuses NaN
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0.0 < self.peak_lr < 1.0:
+            raise ValueError(f"peak_lr must be in (0, 1), got {self.peak_lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def plot_curves(run_dir: Path, out: Path | None = None) -> Path:
     ax_lr.set_xlabel("optimiser step")
     ax_lr.set_title("Learning rate (warm-up, then 1/sqrt(step))")
     if valid:
-        ax_bleu.plot([r["step"] for r in valid], [r["bleu"] for r in valid], "o-")
+        scored = [r for r in valid if "bleu" in r]  # runs without a scorer record NLL only
+        ax_bleu.plot([r["step"] for r in scored], [r["bleu"] for r in scored], "o-")
     ax_bleu.set_xlabel("optimiser step")
     ax_bleu.set_title("Validation BLEU (greedy)")
     figure.tight_layout()

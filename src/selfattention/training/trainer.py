@@ -19,6 +19,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,8 +29,6 @@ from torch import nn
 
 from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, make_example, token_batches
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from selfattention.decoding import DecodingConfig, Translator
-from selfattention.evaluation import bleu
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import load_weights, save_model
 from selfattention.training.checkpoint import (
@@ -64,6 +63,10 @@ class TrainingError(RuntimeError):
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+TranslationScorer = Callable[[Transformer, Tokenizer, list[tuple[str, str]]], float]
+"""Scores a model's translations of validation pairs (e.g. ``evaluation.greedy_bleu``); higher is better."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -73,8 +76,14 @@ class Trainer:
         show_progress: bool = True,
         device: str = "cpu",
         distributed: Distributed | None = None,
+        scorer: TranslationScorer | None = None,
     ) -> None:
-        """``device``: ``cpu``, ``cuda`` or ``auto``; under torchrun, each process takes its LOCAL_RANK's GPU."""
+        """``device``: ``cpu``, ``cuda`` or ``auto``; under torchrun, each process takes its LOCAL_RANK's GPU.
+
+        ``scorer`` rates validation translations each epoch (the command line passes greedy BLEU);
+        without one, the best model is the one with the lowest validation NLL.
+        """
+        self.scorer = scorer
         self.config = config
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
@@ -167,7 +176,12 @@ class Trainer:
         sources = self.tokenizer.encode_batch([s for s, _ in pairs])
         targets = self.tokenizer.encode_batch([t for _, t in pairs])
         limit = self.config.model.max_positions - 1
-        return [make_example(s[:limit], t[:limit]) for s, t in zip(sources, targets, strict=True)]
+        kept = [
+            make_example(s, t) for s, t in zip(sources, targets, strict=True) if len(s) <= limit and len(t) <= limit
+        ]
+        if len(kept) < len(pairs):
+            log.info("skipped %d pairs longer than the model's %d positions", len(pairs) - len(kept), limit)
+        return kept
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -338,11 +352,11 @@ class Trainer:
                 _, nll = label_smoothed_loss(logits, batch.tgt_out, PAD_ID, 0.0)
                 nll_sum += float(nll)
                 tokens += batch.target_tokens
+        result = {"nll": nll_sum / max(tokens, 1)}
         pairs = self.valid_pairs[: self.config.train.valid_bleu_sentences]
-        translator = Translator(self.model, self.tokenizer)
-        hypotheses = translator.translate([s for s, _ in pairs], DecodingConfig(beam_size=1, batch_size=64))
-        score = bleu(hypotheses, [t for _, t in pairs]) if pairs else 0.0
-        return {"nll": nll_sum / max(tokens, 1), "bleu": score}
+        if self.scorer is not None and pairs:
+            result["bleu"] = self.scorer(self.model, self.tokenizer, pairs)
+        return result
 
     def _end_epoch(self) -> str:
         assert self.dist is not None
@@ -357,11 +371,12 @@ class Trainer:
                     **result,
                 }
             )
-        log.info("epoch %d: validation NLL %.3f, BLEU %.2f", self.progress.epoch, result["nll"], result["bleu"])
-        improved = result["bleu"] > self.progress.best_bleu
+        log.info("epoch %d: validation %s", self.progress.epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+        score = result.get("bleu", -result["nll"])  # BLEU when a scorer is given, else minus NLL
+        improved = score > self.progress.best_bleu
         if improved:
             self.progress.best_bleu, self.progress.best_step, self.progress.stale_epochs = (
-                result["bleu"],
+                score,
                 self.progress.step,
                 0,
             )
@@ -467,9 +482,10 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     device: str = "cpu",
+    scorer: TranslationScorer | None = None,
 ) -> Path:
     """Train a translator; returns the best model's directory (or, before any epoch ends, the newest checkpoint).
 
     Under torchrun (RANK, WORLD_SIZE, ... in the environment) this process joins the others.
     """
-    return Trainer(config, run_dir, show_progress=show_progress, device=device).fit(resume=resume)
+    return Trainer(config, run_dir, show_progress=show_progress, device=device, scorer=scorer).fit(resume=resume)
