@@ -403,14 +403,27 @@ def test_export_of_an_imported_model_loads_in_transformers(
 
 def test_export_of_a_model_trained_here(tiny_model_dir: Path, tmp_path: Path) -> None:
     """Our joint tokenizer (ids 0-3 special) and interleaved positions, as Marian."""
+    texts = ["The red dog runs in the park.", "The small cat sleeps.", "The black horse swims near the house."]
+    check_export(tiny_model_dir, tmp_path, texts)
+
+
+@pytest.mark.slow
+def test_export_of_the_bundled_model(tmp_path: Path) -> None:
+    """The bundled en-fr model, exported and reloaded by transformers: same logits and translations."""
+    from selfattention.cli.common import resolve_model
+
+    texts = ["I am good.", "A dog ate the food because it was hungry.", "Two young men are playing soccer in a park."]
+    check_export(resolve_model(None), tmp_path, texts)
+
+
+def check_export(model_dir: Path, tmp_path: Path, texts: list[str]) -> None:
     out = tmp_path / "hf"
-    assert main(["export-hf", str(tiny_model_dir), "--out", str(out)]) == 0
-    model = load_model(tiny_model_dir)
-    tokenizer = Tokenizer.load(tiny_model_dir)
+    assert main(["export-hf", str(model_dir), "--out", str(out)]) == 0
+    model = load_model(model_dir)
+    tokenizer = Tokenizer.load(model_dir)
     theirs = MarianMTModel.from_pretrained(out).eval()
     their_tokenizer = MarianTokenizer.from_pretrained(out)
     assert (theirs.config.pad_token_id, theirs.config.decoder_start_token_id, theirs.config.eos_token_id) == (0, 1, 2)
-    texts = ["The red dog runs in the park.", "The small cat sleeps.", "The black horse swims near the house."]
     for text in texts:
         assert their_tokenizer(text).input_ids == [*tokenizer.encode(text), 2]
     assert_same_logits(model, theirs, their_tokenizer)
