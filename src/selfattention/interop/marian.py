@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,18 @@ class InteropError(ValueError):
 
 
 # --- import ----------------------------------------------------------------------------------------
+
+
+def layer_names(config: ModelConfig) -> Iterator[tuple[str, str]]:
+    """(our name, Marian's name) of every tensor in the encoder and decoder layers."""
+    for stack, count, names in (
+        ("encoder", config.encoder_layers, ENCODER_LAYER_NAMES),
+        ("decoder", config.decoder_layers, DECODER_LAYER_NAMES),
+    ):
+        for i in range(count):
+            for ours, theirs in names.items():
+                for kind in ("weight", "bias"):
+                    yield f"{stack}.layers.{i}.{ours}.{kind}", f"model.{stack}.layers.{i}.{theirs}.{kind}"
 
 
 def import_marian(directory: Path | str) -> tuple[Transformer, MarianTokenizerAdapter]:
@@ -265,19 +278,12 @@ def _state_from_marian(
     if has_bias:
         state["output_proj.bias"] = bias
     missing = []
-    for stack, count, names in (
-        ("encoder", config.encoder_layers, ENCODER_LAYER_NAMES),
-        ("decoder", config.decoder_layers, DECODER_LAYER_NAMES),
-    ):
-        for i in range(count):
-            for ours, theirs in names.items():
-                for kind in ("weight", "bias"):
-                    name = f"model.{stack}.layers.{i}.{theirs}.{kind}"
-                    tensor = take(name)
-                    if tensor is None:
-                        missing.append(name)
-                    else:
-                        state[f"{stack}.layers.{i}.{ours}.{kind}"] = tensor
+    for ours, theirs in layer_names(config):
+        tensor = take(theirs)
+        if tensor is None:
+            missing.append(theirs)
+        else:
+            state[ours] = tensor
     if missing:
         raise ModelFileError(path, f"missing {len(missing)} tensor(s) that config.json implies, e.g. {missing[0]}")
     ignored = sorted(set(tensors) - used - {"lm_head.weight", *shared})
@@ -429,14 +435,8 @@ def marian_state(tensors: dict[str, Tensor], config: ModelConfig) -> tuple[dict[
         marian["lm_head.weight"] = output
     bias = tensors.get("output_proj.bias", torch.zeros(config.vocab_size, dtype=output.dtype))
     marian["final_logits_bias"] = bias.reshape(1, -1)
-    for stack, count, names in (
-        ("encoder", config.encoder_layers, ENCODER_LAYER_NAMES),
-        ("decoder", config.decoder_layers, DECODER_LAYER_NAMES),
-    ):
-        for i in range(count):
-            for ours, theirs in names.items():
-                for kind in ("weight", "bias"):
-                    marian[f"model.{stack}.layers.{i}.{theirs}.{kind}"] = tensors[f"{stack}.layers.{i}.{ours}.{kind}"]
+    for ours, theirs in layer_names(config):
+        marian[theirs] = tensors[ours]
     return marian, share, tie
 
 
