@@ -23,6 +23,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from selfattention.evaluation import greedy_bleu
 from selfattention.training import TrainingError, load_run_config, train
 from selfattention.training.checkpoint import list_checkpoints
 from selfattention.training.metrics import read_metrics
@@ -115,6 +116,7 @@ def test_two_processes_take_the_steps_of_one_accumulating_two_batches(tiny_corpu
         load_run_config(config, [f"train.max_steps={STEPS}", "train.accumulate=2"]),
         single,
         show_progress=False,
+        scorer=greedy_bleu,  # as the command line (and so the 2-process run) scores validation
     )
     ddp = tmp_path / "ddp"
     train_with_nproc(config, ddp, f"train.max_steps={STEPS}")

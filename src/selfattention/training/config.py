@@ -80,8 +80,8 @@ class TrainConfig:
         ):
             if not getattr(self, name) >= 0:  # `not >=` also refuses NaN
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if not 0.0 < self.peak_lr < 1.0:
-            raise ValueError(f"peak_lr must be in (0, 1), got {self.peak_lr}")
+        if not 0.0 < self.peak_lr < float("inf"):  # also refuses NaN
+            raise ValueError(f"peak_lr must be a positive number, got {self.peak_lr}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 

@@ -373,7 +373,7 @@ class Trainer:
             )
         log.info("epoch %d: validation %s", self.progress.epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
         score = result.get("bleu", -result["nll"])  # BLEU when a scorer is given, else minus NLL
-        improved = score > self.progress.best_bleu
+        improved = self.progress.best_step == 0 or score > self.progress.best_bleu  # the first epoch is the best so far
         if improved:
             self.progress.best_bleu, self.progress.best_step, self.progress.stale_epochs = (
                 score,
