@@ -16,7 +16,7 @@ def run(capsys, *argv):
 
 
 def test_explain_shows_each_step_for_i_am_good(capsys):
-    status, out, _ = run(capsys, "explain", "I am good")
+    status, out, _ = run(capsys, "explain", "I am good", "--random")
     assert status == 0
     assert "randomly initialised" in out  # says plainly that the model is not trained
     assert "X              3 x 512" in out
@@ -33,7 +33,18 @@ def test_explain_shows_each_step_for_i_am_good(capsys):
 
 def test_explain_other_layer_head_and_cross_attention(capsys):
     status, out, _ = run(
-        capsys, "explain", "I am good", "--layer", "5", "--head", "7", "--kind", "cross", "--target", "Je vais bien"
+        capsys,
+        "explain",
+        "I am good",
+        "--random",
+        "--layer",
+        "5",
+        "--head",
+        "7",
+        "--kind",
+        "cross",
+        "--target",
+        "Je vais bien",
     )
     assert status == 0
     assert "Layer 5, head 7 of 8: cross-attention" in out
@@ -50,10 +61,12 @@ def test_explain_toy_example_matches_the_seed(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["explain", "I am good", "--layer", "6"], "--layer 6 does not exist: the model has layers 0 to 5"),
+        (["explain", "I am good", "--random", "--layer", "6"], "--layer 6 does not exist: the model has layers 0 to 5"),
+        (["explain", "I am good", "--layer", "5"], "--layer 5 does not exist: the model has layers 0 to 4"),
         (["explain", "I am good", "--head", "-1"], "--head -1 does not exist"),
         (["explain", "   "], "give an English sentence"),
-        (["explain", "I am good", "--kind", "cross"], "needs the French side"),
+        (["explain", "I am good", "--random", "--kind", "cross"], "needs the French side"),
+        (["explain", "I am good", "--random", "--model", "x"], "exclude each other"),
         (["explain", "I am good", "--example", "toy"], "leave out the text"),
     ],
 )
@@ -69,3 +82,10 @@ def test_console_entry_point_help():
         [sys.executable, "-m", "selfattention", "explain", "--help"], capture_output=True, text=True, check=True
     )
     assert "sqrt(d_k)" in result.stdout and "--layer" in result.stdout
+
+
+def test_explain_uses_the_bundled_model_by_default(capsys):
+    status, out, _ = run(capsys, "explain", "I am good", "--kind", "cross")
+    assert status == 0
+    assert "models/en-fr" in out and "Translation: " in out
+    assert "cross-attention" in out and "</s>" in out

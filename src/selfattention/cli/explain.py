@@ -53,7 +53,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="toy: seed 001's 'love Apple phones' with 2-dimensional vectors, computed exactly",
     )
     explain.add_argument("--columns", type=int, default=8, help="columns of Z to print (default 8)")
-    explain.add_argument("--seed", type=int, default=0, help="seed of the random stand-in model (default 0)")
+    explain.add_argument(
+        "--random",
+        action="store_true",
+        help="use an untrained, seeded random model of the seeds' sizes (d_model 512, d_k 64) instead of a trained one",
+    )
+    explain.add_argument("--seed", type=int, default=0, help="seed of the random model (default 0)")
     explain.set_defaults(run=run_explain)
 
 
@@ -73,7 +78,9 @@ def run_explain(args: argparse.Namespace) -> int:
     text = (args.text or "").strip()
     if not text:
         raise CommandError('give an English sentence, e.g. selfattention explain "I am good"')
-    model_dir = find_model(args.model)
+    if args.random and args.model:
+        raise CommandError("--random and --model exclude each other")
+    model_dir = None if args.random else find_model(args.model)
     if model_dir is None:
         return _explain_placeholder(args, text)
     translator = Translator.load(model_dir)
@@ -123,7 +130,7 @@ def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
     _check_layer_and_head(args, layers, model.config.n_heads)
     sys.stdout.write(
         f"Model: randomly initialised (seed {args.seed}), the seeds' sizes: d_model 512, 8 heads of d_k 64, "
-        "6 + 6 layers.\nNo trained model is installed, so the weights are random and the pattern "
+        "6 + 6 layers.\nThe weights are random (untrained), so the pattern "
         "shows the mechanics, not meaning.\n\n"
     )
     recorder = TraceRecorder()
