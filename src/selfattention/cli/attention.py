@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, check_layer_and_head, layer_count, resolve_model
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.inspection import KINDS, trace_translation
 from selfattention.inspection.aggregate import mean_over_heads, rollout
@@ -70,12 +70,9 @@ def run_attention(args: argparse.Namespace) -> int:
     assert config is not None
     if args.view == "alignment":
         args.kind = "cross"  # before the layer count: cross-attention has the decoder's layers
-    n_layers = config.encoder_layers if args.kind == "encoder" else config.decoder_layers
+    n_layers = layer_count(config, args.kind)
     layer = n_layers - 1 if args.layer is None else args.layer
-    if not 0 <= layer < n_layers:
-        raise CommandError(f"--layer {layer} does not exist: the model has layers 0 to {n_layers - 1}")
-    if not 0 <= args.head < config.n_heads:
-        raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {config.n_heads - 1}")
+    check_layer_and_head(config, args.kind, layer, args.head)
     if args.view == "rollout" and args.kind == "cross":
         raise CommandError("rollout follows self-attention through one stack; use --kind encoder or decoder")
     trace = trace_translation(

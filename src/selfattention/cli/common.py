@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from selfattention.config import ModelConfig
+
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "en-fr"
 
@@ -26,6 +28,20 @@ def resolve_model(name: str | None) -> Path:
     known = sorted(p.name for p in BUNDLED_MODELS.iterdir() if p.is_dir()) if BUNDLED_MODELS.is_dir() else []
     hint = f"bundled models: {', '.join(known)}" if known else "no model is bundled with this installation yet"
     raise CommandError(f"no model at {name!r} ({hint}); train one with `selfattention train` and pass --model DIR")
+
+
+def layer_count(config: ModelConfig, kind: str) -> int:
+    """Layers of one kind of attention: the encoder's for "encoder", the decoder's otherwise."""
+    return config.encoder_layers if kind == "encoder" else config.decoder_layers
+
+
+def check_layer_and_head(config: ModelConfig, kind: str, layer: int, head: int) -> None:
+    """Refuse a --layer or --head the model does not have, naming the valid range."""
+    layers = layer_count(config, kind)
+    if not 0 <= layer < layers:
+        raise CommandError(f"--layer {layer} does not exist: the model has layers 0 to {layers - 1}")
+    if not 0 <= head < config.n_heads:
+        raise CommandError(f"--head {head} does not exist: each layer has heads 0 to {config.n_heads - 1}")
 
 
 def read_stdin_lines() -> list[str]:

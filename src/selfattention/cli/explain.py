@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, check_layer_and_head, resolve_model
 from selfattention.data.tokenizer import BOS_ID
 from selfattention.decoding import Translator
 from selfattention.inspection import (
@@ -86,9 +86,7 @@ def run_explain(args: argparse.Namespace) -> int:
     translator = Translator.load(model_dir)
     config = translator.model.config
     assert config is not None
-    _check_layer_and_head(
-        args, config.encoder_layers if args.kind == "encoder" else config.decoder_layers, config.n_heads
-    )
+    check_layer_and_head(config, args.kind, args.layer, args.head)
     trace = trace_translation(translator.model, translator.tokenizer, text, target=args.target)
     sys.stdout.write(
         f"Model: {model_dir} (d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
@@ -112,13 +110,6 @@ def find_model(name: str | None) -> Path | None:
         return None
 
 
-def _check_layer_and_head(args: argparse.Namespace, layers: int, heads: int) -> None:
-    if not 0 <= args.layer < layers:
-        raise CommandError(f"--layer {args.layer} does not exist: the model has layers 0 to {layers - 1}")
-    if not 0 <= args.head < heads:
-        raise CommandError(f"--head {args.head} does not exist: each layer has heads 0 to {heads - 1}")
-
-
 def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
     words = split_words(text)
     target = split_words(args.target or "")
@@ -126,8 +117,7 @@ def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
         raise CommandError(f'--kind {args.kind} needs the French side: add --target "Je vais bien"')
     model = placeholder_model(args.seed)
     assert model.config is not None
-    layers = model.config.encoder_layers if args.kind == "encoder" else model.config.decoder_layers
-    _check_layer_and_head(args, layers, model.config.n_heads)
+    check_layer_and_head(model.config, args.kind, args.layer, args.head)
     sys.stdout.write(
         f"Model: randomly initialised (seed {args.seed}), the seeds' sizes: d_model 512, 8 heads of d_k 64, "
         "6 + 6 layers.\nThe weights are random (untrained), so the pattern "
