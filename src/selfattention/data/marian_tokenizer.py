@@ -30,6 +30,7 @@ from selfattention.data.tokenizer import (
     Tokenizer,
     TokenizerError,
 )
+from selfattention.model_io import atomic_write
 
 SOURCE_SPM = "source.spm"
 TARGET_SPM = "target.spm"
@@ -199,6 +200,4 @@ def _read_json(path: Path) -> Any:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))

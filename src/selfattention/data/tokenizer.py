@@ -19,6 +19,8 @@ from typing import Protocol
 
 import sentencepiece as spm
 
+from selfattention.model_io import atomic_write
+
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.model"
 WORD_START = "▁"
@@ -106,9 +108,7 @@ class Tokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(self._proto)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: tmp.write_bytes(self._proto))
         return path
 
     @property
