@@ -88,6 +88,8 @@ def test_from_dict_rejects_a_non_mapping() -> None:
         ({"dropout": -0.1}, "dropout"),
         ({"dropout": 1.0}, "dropout"),
         ({"attention_dropout": 1.5}, "attention_dropout"),
+        ({"activation_dropout": 1.0}, "activation_dropout"),
+        ({"activation_dropout": "none"}, "activation_dropout"),
         ({"norm": "middle"}, "norm"),
         ({"positional": "rotary"}, "positional"),
         ({"activation": "tanh"}, "activation"),
@@ -120,3 +122,23 @@ def test_boundary_values_are_accepted() -> None:
     config = ModelConfig(vocab_size=10, pad_id=9, dropout=0.0, attention_dropout=0.999, encoder_layers=0)
     assert config.pad_id == 9
     assert ModelConfig(vocab_size=1, d_model=6, n_heads=3, pad_id=0, bos_id=0, eos_id=0).head_dim == 2
+
+
+def test_activation_dropout_defaults_to_dropout_and_zero_turns_it_off() -> None:
+    """The feed-forward's inner dropout follows ``dropout`` unless set; every other dropout is ``dropout``."""
+    from torch import nn
+
+    from selfattention import build_model
+    from selfattention.layers import FeedForward
+
+    def inner_and_outer(model: nn.Module) -> tuple[set[float], set[float]]:
+        inner = {m.dropout.p for m in model.modules() if isinstance(m, FeedForward)}
+        outer = {m.p for name, m in model.named_modules() if isinstance(m, nn.Dropout) and "feed_forward" not in name}
+        return inner, outer
+
+    assert inner_and_outer(build_model(ModelConfig(vocab_size=20, d_model=8, n_heads=2, d_ff=16, dropout=0.3))) == (
+        {0.3},
+        {0.3},
+    )
+    paper = build_model(ModelConfig(vocab_size=20, d_model=8, n_heads=2, d_ff=16, dropout=0.3, activation_dropout=0.0))
+    assert inner_and_outer(paper) == ({0.0}, {0.3})

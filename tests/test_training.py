@@ -154,6 +154,68 @@ def test_loss_without_smoothing_is_summed_cross_entropy_and_nll_is_unsmoothed() 
     assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_loss_gradient_equals_pytorch_cross_entropy(smoothing: float) -> None:
+    """The hand-written backward pass against autograd through F.cross_entropy (our oracle)."""
+    logits, targets = loss_inputs(2)
+    ours = logits.double().clone().requires_grad_(True)
+    theirs = logits.double().clone().requires_grad_(True)
+    loss, _ = label_smoothed_loss(ours, targets, PAD, smoothing)
+    reference = F.cross_entropy(
+        theirs.reshape(-1, 11), targets.reshape(-1), ignore_index=PAD, label_smoothing=smoothing, reduction="sum"
+    )
+    (loss * 0.37).backward()
+    (reference * 0.37).backward()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
+    assert ours.grad is not None and theirs.grad is not None
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_loss_takes_selected_rows() -> None:
+    """Rows (N, V) picked out beforehand give the loss of the same positions in (B, T, V)."""
+    logits, targets = loss_inputs(3)
+    real = targets != PAD
+    whole = label_smoothed_loss(logits, targets, PAD, 0.1)
+    rows = label_smoothed_loss(logits[real], targets[real], PAD, 0.1)
+    torch.testing.assert_close(whole, rows)
+
+
+def test_corpus_repeats_count_each_corpus_that_often_in_an_epoch(tiny_run_config: RunConfig, tmp_path: Path) -> None:
+    once = Trainer(tiny_run_config, tmp_path / "once", show_progress=False)
+    once.prepare(resume=False)
+    twice_config = replace(tiny_run_config, data=replace(tiny_run_config.data, repeats=(3,)))
+    thrice = Trainer(twice_config, tmp_path / "thrice", show_progress=False)
+    thrice.prepare(resume=False)
+    assert len(thrice.examples) == 3 * len(once.examples)
+    assert thrice.examples[: len(once.examples)] == once.examples
+    # the vocabulary is learned from each pair once, whatever the repeats
+    assert (tmp_path / "once" / "tokenizer.model").read_bytes() == (
+        tmp_path / "thrice" / "tokenizer.model"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("repeats", "message"), [([1, 2], "one count a corpus"), ([0], "at least 1"), (["2"], "at least 1")]
+)
+def test_bad_corpus_repeats_are_refused(tmp_path: Path, repeats: list[Any], message: str) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\ncorpora = ["multi30k"]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_run_config(path, [f"data.repeats={json.dumps(repeats)}"])
+
+
+def test_training_logits_of_real_positions_equal_the_full_forward() -> None:
+    """``keep`` selects positions before the vocabulary projection; the numbers are the same."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(vocab_size=30, d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=2))
+    model.eval()
+    src = torch.randint(4, 30, (3, 7))
+    tgt = torch.randint(4, 30, (3, 5))
+    tgt[1, 3:] = PAD
+    keep = tgt != PAD
+    torch.testing.assert_close(model(src, tgt, keep=keep), model(src, tgt)[keep])
+
+
 # -- configuration ------------------------------------------------------------------------------
 
 CONFIG_TEXT = """

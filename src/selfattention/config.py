@@ -25,6 +25,10 @@ class ModelConfig:
     False (no sqrt(D) factor on token embeddings); ``output_bias`` (a learned bias on the logits,
     Marian's ``final_logits_bias``). ``bos_id`` is the token the decoder starts from: Marian has no
     start token and starts from its padding id, so an imported model has ``bos_id == pad_id``.
+
+    ``activation_dropout`` is the dropout inside the feed-forward sublayer, after its activation;
+    ``None`` means the same as ``dropout`` (``torch.nn.Transformer``'s choice), 0 the paper's (it
+    drops only sublayer outputs and embeddings).
     """
 
     vocab_size: int
@@ -35,6 +39,7 @@ class ModelConfig:
     decoder_layers: int = 6
     dropout: float = 0.1
     attention_dropout: float = 0.0
+    activation_dropout: float | None = None
     activation: Activation = "relu"
     norm: NormPlacement = "post"
     positional: PositionalKind = "sinusoidal"
@@ -83,6 +88,8 @@ def _problems(config: ModelConfig) -> list[str]:
             problems.append(f"{field.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
         elif field.name in _INTS and (isinstance(value, bool) or not isinstance(value, int)):
             problems.append(f"{field.name} must be an integer, got {value!r}")
+        elif field.name in _OPTIONAL_FLOATS and value is None:
+            pass
         elif field.name in _FLOATS and (isinstance(value, bool) or not isinstance(value, int | float)):
             problems.append(f"{field.name} must be a number, got {value!r}")
         elif field.name in _BOOLS and not isinstance(value, bool):
@@ -99,8 +106,8 @@ def _problems(config: ModelConfig) -> list[str]:
         problems.append(f"layer_norm_eps must be in (0, 1), got {config.layer_norm_eps}")
     if config.max_positions > MAX_POSITIONS:
         problems.append(f"max_positions must be at most {MAX_POSITIONS}, got {config.max_positions}")
-    for name in ("dropout", "attention_dropout"):
-        if not 0.0 <= getattr(config, name) < 1.0:
+    for name in ("dropout", "attention_dropout", "activation_dropout"):
+        if getattr(config, name) is not None and not 0.0 <= getattr(config, name) < 1.0:
             problems.append(f"{name} must be in [0, 1), got {getattr(config, name)}")
     if config.n_heads > 0 and config.d_model % config.n_heads != 0:
         problems.append(f"d_model ({config.d_model}) must be divisible by n_heads ({config.n_heads})")
@@ -127,5 +134,6 @@ _INTS = {
     "bos_id",
     "eos_id",
 }
-_FLOATS = {"dropout", "attention_dropout", "layer_norm_eps"}
+_OPTIONAL_FLOATS = {"activation_dropout"}
+_FLOATS = {"dropout", "attention_dropout", "layer_norm_eps", *_OPTIONAL_FLOATS}
 _BOOLS = {"scale_embedding", "output_bias", "tie_embeddings"}

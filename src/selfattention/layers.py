@@ -141,12 +141,15 @@ class EncoderLayer(nn.Module):
         activation: str = "relu",
         norm_first: bool = False,
         layer_norm_eps: float = 1e-5,
+        activation_dropout: float | None = None,
     ) -> None:
+        """``activation_dropout`` (inside the feed-forward sublayer) defaults to ``dropout``."""
         super().__init__()
         self.norm_first = norm_first
+        inner_dropout = dropout if activation_dropout is None else activation_dropout
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=attention_dropout)
         self.self_attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
+        self.feed_forward = FeedForward(d_model, d_ff, inner_dropout, activation)
         self.feed_forward_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 
@@ -171,14 +174,17 @@ class DecoderLayer(nn.Module):
         activation: str = "relu",
         norm_first: bool = False,
         layer_norm_eps: float = 1e-5,
+        activation_dropout: float | None = None,
     ) -> None:
+        """``activation_dropout`` (inside the feed-forward sublayer) defaults to ``dropout``."""
         super().__init__()
         self.norm_first = norm_first
+        inner_dropout = dropout if activation_dropout is None else activation_dropout
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=attention_dropout)
         self.self_attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=attention_dropout)
         self.cross_attn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
+        self.feed_forward = FeedForward(d_model, d_ff, inner_dropout, activation)
         self.feed_forward_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
 

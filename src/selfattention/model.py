@@ -132,11 +132,13 @@ class Transformer(nn.Module):
         *,
         state: DecoderState | None = None,
         recorder: Recorder | None = None,
+        keep: Tensor | None = None,
     ) -> Tensor:
         """Logits ``(B, T, V)`` for the next token after each target position.
 
         Without ``state``, ``tgt`` is the whole target prefix. With ``state``, ``tgt`` holds only
-        the new positions; keys and values of earlier ones come from its caches.
+        the new positions; keys and values of earlier ones come from its caches. ``keep``
+        (boolean ``(B, T)``) returns the logits of the kept positions only, as ``(N, V)``.
         """
         offset = 0 if state is None else state.position
         x = self.tgt_embed(tgt, offset)
@@ -147,12 +149,20 @@ class Transformer(nn.Module):
         h = self.decoder(x, memory, self_mask, memory_mask, state=state, recorder=scoped(recorder, "decoder"))
         if state is not None:
             state.position += tgt.shape[1]
+        if keep is not None:
+            h = h[keep]  # (N, D)
         return self.output_proj(h)
 
-    def forward(self, src: Tensor, tgt: Tensor, recorder: Recorder | None = None) -> Tensor:
-        """Teacher-forced logits ``(B, T, V)`` for source ``(B, S)`` and target prefix ``(B, T)``."""
+    def forward(
+        self, src: Tensor, tgt: Tensor, recorder: Recorder | None = None, *, keep: Tensor | None = None
+    ) -> Tensor:
+        """Teacher-forced logits ``(B, T, V)`` for source ``(B, S)`` and target prefix ``(B, T)``.
+
+        ``keep`` (boolean, ``(B, T)``) asks for the logits of those positions only, as ``(N, V)``:
+        training leaves out the padding before the costly projection to the vocabulary.
+        """
         memory = self.encode(src, recorder=recorder)
-        return self.decode(tgt, memory, self.source_mask(src), recorder=recorder)
+        return self.decode(tgt, memory, self.source_mask(src), recorder=recorder, keep=keep)
 
     def start_state(self) -> DecoderState:
         """An empty incremental-decoding state, one cache per decoder layer."""
@@ -184,6 +194,7 @@ def build_model(config: ModelConfig) -> Transformer:
         activation=config.activation,
         norm_first=norm_first,
         layer_norm_eps=config.layer_norm_eps,
+        activation_dropout=config.activation_dropout,
     )
 
     def final_norm() -> nn.LayerNorm | None:

@@ -12,6 +12,7 @@ from selfattention.cli.common import CommandError
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
 from selfattention.model_io import ModelFileError
+from selfattention.runtime import tune_allocator
 
 COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop)
 
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    tune_allocator()  # faster tensor allocation; changes no result
     try:
         return int(args.run(args) or 0)
     except (CommandError, CorpusError, ModelFileError, TokenizerError) as error:

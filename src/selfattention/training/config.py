@@ -29,10 +29,23 @@ class DataConfig:
     """Which corpora to train on, and how to cut them into subwords."""
 
     corpora: tuple[str, ...] = ("multi30k",)
+    repeats: tuple[int, ...] = ()  # how often each corpus appears in one epoch (default once each)
     valid_corpus: str = "multi30k"
     data_dir: str | None = None
     vocab_size: int = 8000
     max_chars: int = 400  # pairs with a longer side are skipped (and counted)
+
+    def __post_init__(self) -> None:
+        if self.repeats and len(self.repeats) != len(self.corpora):
+            raise ValueError(
+                f"repeats has {len(self.repeats)} entries but corpora has {len(self.corpora)}: give one count a corpus"
+            )
+        if any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in self.repeats):
+            raise ValueError(f"repeats must be at least 1 each, got {list(self.repeats)}")
+
+    def repeat_counts(self) -> tuple[int, ...]:
+        """How often each of ``corpora`` appears in one epoch."""
+        return self.repeats or (1,) * len(self.corpora)
 
 
 @dataclass(frozen=True)

@@ -116,11 +116,10 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        train_pairs = [
-            pair
-            for name in data_cfg.corpora
-            for pair in load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars)
+        corpora = [
+            load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars) for name in data_cfg.corpora
         ]
+        train_pairs = [pair for pairs in corpora for pair in pairs]  # each once: the vocabulary's text
         self.valid_pairs = load_corpus(data_cfg.valid_corpus, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars)
         if not train_pairs:
             raise TrainingError("the training corpora hold no usable pairs")
@@ -143,7 +142,11 @@ class Trainer:
             (self.run_dir / "run_config.json").write_text(
                 json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8"
             )
-        self.examples = self._encode(train_pairs)
+        self.examples = [
+            example
+            for pairs, count in zip(corpora, data_cfg.repeat_counts(), strict=True)
+            for example in self._encode(pairs) * count
+        ]
         self.valid_examples = self._encode(self.valid_pairs)
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg).to(self.device)
@@ -293,8 +296,9 @@ class Trainer:
             batch = batch.to(self.device)
             with self._gradient_sync(index == passes - 1):
                 with self._autocast():
-                    logits = self.network(batch.src, batch.tgt_in)
-                loss, nll = label_smoothed_loss(logits.float(), batch.tgt_out, PAD_ID, cfg.label_smoothing)
+                    real = batch.tgt_out != PAD_ID
+                    logits = self.network(batch.src, batch.tgt_in, keep=real)  # (N, V): no padding rows
+                loss, nll = label_smoothed_loss(logits, batch.tgt_out[real], PAD_ID, cfg.label_smoothing)
                 if not torch.isfinite(loss):
                     if not self.dist.enabled:
                         self.optimizer.zero_grad(set_to_none=True)
