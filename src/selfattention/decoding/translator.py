@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SubwordTokenize
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
 from selfattention.decoding.search import SearchLimits
+from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
 from selfattention.model import Transformer
 from selfattention.model_io import load_model
 
@@ -33,6 +35,12 @@ def special_ids(model: Transformer) -> tuple[int, int, int]:
     """The model's padding, decoder-start and end ids (this project's 0, 1, 2 when it has no configuration)."""
     config = model.config
     return (PAD_ID, BOS_ID, EOS_ID) if config is None else (config.pad_id, config.bos_id, config.eos_id)
+
+
+def max_source_length(model: Transformer) -> int:
+    """The longest input (and output) the model reads, in pieces (1023 when it has no configuration)."""
+    config = model.config
+    return max_source_pieces(config.max_positions if config is not None else 1024)
 
 
 class Translator:
@@ -57,35 +65,53 @@ class Translator:
         texts: Sequence[str],
         config: DecodingConfig | None = None,
         progress: Callable[[int], None] | None = None,
+        *,
+        split_long: bool = False,
     ) -> list[str]:
-        """Translate each text; empty texts give empty translations."""
+        """Translate each text; empty texts give empty translations.
+
+        A text longer than :attr:`max_source_length` pieces is refused with an :class:`InputError`
+        naming the limit, unless ``split_long``: then it is split into sentences
+        (:func:`split_sentences`), each sentence is translated, and the translations are joined
+        with spaces, in order. A single sentence over the limit is refused either way. ``progress``
+        is called with the number of texts finished.
+        """
         config = config or DecodingConfig()
-        ids = self.tokenizer.encode_batch([text.strip() for text in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        results: list[str] = [""] * len(texts)
-        todo = [i for i in order if ids[i]]
+        for number, text in enumerate(texts, start=1):
+            check_unicode(text, f"input {number}")
         limit = self.max_source_length
-        for i in todo:
-            if len(ids[i]) > limit:
-                raise ValueError(
-                    f"input {i + 1} is {len(ids[i])} subword pieces long; this model reads at most {limit} "
-                    "(split it into sentences)"
-                )
-        if progress is not None and len(todo) < len(texts):
-            progress(len(texts) - len(todo))  # empty inputs are done at once
-        for start in range(0, len(todo), config.batch_size):
-            chunk = todo[start : start + config.batch_size]
-            for index, tokens in zip(chunk, self.translate_ids([ids[i] for i in chunk], config), strict=True):
-                results[index] = self.tokenizer.decode(tokens)
-            if progress is not None:
-                progress(len(chunk))
-        return results
+        segments: list[list[int]] = []  # what the model translates: whole texts, or the sentences of long ones
+        owners: list[int] = []  # the text each segment belongs to
+        for i, ids in enumerate(self.tokenizer.encode_batch([text.strip() for text in texts])):
+            what, parts = f"input {i + 1}", [ids]
+            if split_long and len(ids) > limit:
+                what, parts = f"a sentence of input {i + 1}", self.tokenizer.encode_batch(split_sentences(texts[i]))
+            for part in parts:
+                check_pieces(part, limit, what)
+                if part:
+                    segments.append(part)
+                    owners.append(i)
+        pieces: list[list[tuple[int, str]]] = [[] for _ in texts]  # per text: (segment, its translation)
+        per_text = Counter(owners)
+        remaining = [per_text[i] for i in range(len(texts))]
+        if progress is not None and 0 in remaining:
+            progress(remaining.count(0))  # empty inputs are done at once
+        order = sorted(range(len(segments)), key=lambda s: len(segments[s]))
+        for start in range(0, len(order), config.batch_size):
+            chunk = order[start : start + config.batch_size]
+            finished = 0
+            for s, tokens in zip(chunk, self.translate_ids([segments[s] for s in chunk], config), strict=True):
+                pieces[owners[s]].append((s, self.tokenizer.decode(tokens)))
+                remaining[owners[s]] -= 1
+                finished += remaining[owners[s]] == 0
+            if progress is not None and finished:
+                progress(finished)
+        return [" ".join(text for _, text in sorted(done) if text) for done in pieces]
 
     @property
     def max_source_length(self) -> int:
         """The longest input (and output) in pieces: the model's positions, less one for EOS."""
-        config = self.model.config
-        return (config.max_positions if config is not None else 1024) - 1
+        return max_source_length(self.model)
 
     def translate_ids(self, sources: Sequence[Sequence[int]], config: DecodingConfig) -> list[list[int]]:
         """Target ids for already tokenised sources (no BOS/EOS in or out)."""

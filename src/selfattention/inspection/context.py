@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfattention.data.tokenizer import SubwordTokenizer
-from selfattention.decoding.translator import special_ids
+from selfattention.decoding.sentences import check_pieces
+from selfattention.decoding.translator import max_source_length, special_ids
 from selfattention.inspection.recorder import TraceRecorder
 from selfattention.inspection.tracing import special_labels, token_labels
 from selfattention.inspection.words import find_word, group_words
@@ -42,6 +43,7 @@ def word_in_context(model: Transformer, tokenizer: SubwordTokenizer, sentence: s
     """The word's vector (mean over its pieces) after the embeddings and after each encoder layer."""
     _, _, eos_id = special_ids(model)
     ids = [*tokenizer.encode(sentence), eos_id]
+    check_pieces(ids[:-1], max_source_length(model))
     labels = token_labels(tokenizer, ids, special_labels(model))
     words = group_words(labels)
     index = find_word(words, word)

@@ -14,7 +14,8 @@ import torch
 
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, WORD_START, SubwordTokenizer
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.translator import special_ids
+from selfattention.decoding.sentences import check_pieces
+from selfattention.decoding.translator import max_source_length, special_ids
 from selfattention.inspection.recorder import AttentionKind, TraceRecorder
 from selfattention.model import Transformer
 
@@ -77,15 +78,21 @@ def trace_translation(
     target: str | None = None,
     decoding: DecodingConfig | None = None,
 ) -> TranslationTrace:
-    """Translate ``source`` (unless ``target`` is given) and record every attention step."""
+    """Translate ``source`` (unless ``target`` is given) and record every attention step.
+
+    Either side over the model's positions is refused (:class:`InputError`, naming the limit).
+    """
     _, bos_id, eos_id = special_ids(model)
+    limit = max_source_length(model)
     source_ids = [*tokenizer.encode(source), eos_id]
+    check_pieces(source_ids[:-1], limit)
     if target is None:
         translator = Translator(model, tokenizer)
         config = decoding or DecodingConfig(beam_size=4)
         target_body = translator.translate_ids([source_ids[:-1]], config)[0]
     else:
         target_body = tokenizer.encode_target(target)
+        check_pieces(target_body, limit, "the French side")
     target_ids = [bos_id, *target_body]
     recorder = TraceRecorder()
     device = next(model.parameters()).device
