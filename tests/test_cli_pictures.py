@@ -378,13 +378,16 @@ def test_context_more_neighbours_than_pieces(tiny_model_dir: Path, capsys: pytes
     assert len(first[4:].split(", ")) == vocab
 
 
-@pytest.mark.parametrize("sentences", [["The dog runs."], ["The dog runs.", "   "]])
+@pytest.mark.parametrize(
+    ("sentences", "message"),
+    [(["The dog runs."], "at least two"), (["The dog runs.", "   "], "sentence 2 is empty")],  # never dropped silently
+)
 def test_context_needs_two_sentences(
-    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], sentences: list[str]
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], sentences: list[str], message: str
 ) -> None:
     status, out, err = run(capsys, "context", *sentences, "--word", "dog", "--model", str(tiny_model_dir))
     assert_clean_error(status, out, err, "context")
-    assert "at least two" in err
+    assert message in err
 
 
 def test_context_missing_word_and_bad_suffix(

@@ -11,6 +11,7 @@ from selfattention.cli import attention, context, evaluate, explain, heads, inte
 from selfattention.cli.common import CommandError
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
+from selfattention.decoding import InputError
 from selfattention.model_io import ModelFileError
 from selfattention.runtime import tune_allocator
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_allocator()  # faster tensor allocation; changes no result
     try:
         return int(args.run(args) or 0)
-    except (CommandError, CorpusError, ModelFileError, TokenizerError) as error:
+    except (CommandError, CorpusError, InputError, ModelFileError, TokenizerError) as error:
         sys.stderr.write(f"selfattention {args.command}: error: {error}\n")
         return 2
     except (ValueError, OSError) as error:  # bad values or unwritable paths that reached the library

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, layer_count, resolve_model
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection import KINDS, trace_translation
 from selfattention.inspection.aggregate import mean_over_heads, rollout
 from selfattention.inspection.plots import grid, heatmap, line_view, save_figure
@@ -61,11 +61,10 @@ def parse_indices(text: str | None, limit: int, what: str) -> list[int] | None:
 
 
 def run_attention(args: argparse.Namespace) -> int:
-    if not args.text.strip():
-        raise CommandError("give an English sentence to draw")
     if args.beam < 1:
         raise CommandError("--beam must be at least 1")
     translator = Translator.load(resolve_model(args.model))
+    text = check_sentence(args.text, encode=translator.tokenizer.encode)
     config = translator.model.config
     assert config is not None
     if args.view == "alignment":
@@ -78,8 +77,8 @@ def run_attention(args: argparse.Namespace) -> int:
     trace = trace_translation(
         translator.model,
         translator.tokenizer,
-        args.text,
-        target=args.target,
+        text,
+        target=check_target(args.target, what="--target"),
         decoding=DecodingConfig(beam_size=args.beam),
     )
     rows, columns = trace.labels(args.kind)
@@ -127,7 +126,7 @@ def run_attention(args: argparse.Namespace) -> int:
         )
     try:
         out = save_figure(
-            figure, args.out, title=f"Attention: {args.text}", caption=f"{where}. Translation: {trace.translation}"
+            figure, args.out, title=f"Attention: {text}", caption=f"{where}. Translation: {trace.translation}"
         )
     except ValueError as error:
         raise CommandError(str(error)) from None

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, resolve_model
-from selfattention.decoding import Translator
+from selfattention.decoding import Translator, check_sentence
 from selfattention.inspection.context import compare_contexts
 
 
@@ -31,10 +31,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_context(args: argparse.Namespace) -> int:
-    sentences = [s for s in args.sentences if s.strip()]
-    if len(sentences) < 2:
-        raise CommandError("give at least two non-empty sentences that share the word")
+    if len(args.sentences) < 2:
+        raise CommandError("give at least two sentences that share the word")
     translator = Translator.load(resolve_model(args.model))
+    sentences = [
+        check_sentence(s, what=f"sentence {i + 1}", encode=translator.tokenizer.encode)
+        for i, s in enumerate(args.sentences)
+    ]
     try:
         report = compare_contexts(
             translator.model, translator.tokenizer, sentences, args.word, top_k=max(args.neighbours, 1)

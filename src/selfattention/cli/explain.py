@@ -10,7 +10,7 @@ import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, resolve_model
 from selfattention.data.tokenizer import BOS_ID
-from selfattention.decoding import Translator
+from selfattention.decoding import Translator, check_sentence, check_target
 from selfattention.inspection import (
     KINDS,
     TraceRecorder,
@@ -75,9 +75,7 @@ def run_explain(args: argparse.Namespace) -> int:
         )
         sys.stdout.write(render_explanation(explain_head(step, 0, TOY_TOKENS, has_bias=False)) + "\n")
         return 0
-    text = (args.text or "").strip()
-    if not text:
-        raise CommandError('give an English sentence, e.g. selfattention explain "I am good"')
+    text = args.text or ""
     if args.random and args.model:
         raise CommandError("--random and --model exclude each other")
     model_dir = None if args.random else find_model(args.model)
@@ -87,7 +85,9 @@ def run_explain(args: argparse.Namespace) -> int:
     config = translator.model.config
     assert config is not None
     check_layer_and_head(config, args.kind, args.layer, args.head)
-    trace = trace_translation(translator.model, translator.tokenizer, text, target=args.target)
+    text = check_sentence(text, encode=translator.tokenizer.encode)
+    target = check_target(args.target, what="--target")
+    trace = trace_translation(translator.model, translator.tokenizer, text, target=target)
     sys.stdout.write(
         f"Model: {model_dir} (d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
         f"{config.encoder_layers} + {config.decoder_layers} layers)\n"
@@ -111,8 +111,8 @@ def find_model(name: str | None) -> Path | None:
 
 
 def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
-    words = split_words(text)
-    target = split_words(args.target or "")
+    words = split_words(check_sentence(text, encode=split_words))
+    target = split_words(check_target(args.target, what="--target") or "")
     if args.kind != "encoder" and not target:
         raise CommandError(f'--kind {args.kind} needs the French side: add --target "Je vais bien"')
     model = placeholder_model(args.seed)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, resolve_model
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection import KINDS, trace_translation
 from selfattention.inspection.heads import rank_heads
 
@@ -35,11 +35,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_heads(args: argparse.Namespace) -> int:
-    if not args.text.strip():
-        raise CommandError("give an English sentence")
     translator = Translator.load(resolve_model(args.model))
     trace = trace_translation(
-        translator.model, translator.tokenizer, args.text, target=args.target, decoding=DecodingConfig(beam_size=4)
+        translator.model,
+        translator.tokenizer,
+        check_sentence(args.text, encode=translator.tokenizer.encode),
+        target=check_target(args.target, what="--target"),
+        decoding=DecodingConfig(beam_size=4),
     )
     try:
         scores = rank_heads(trace, args.from_word, args.to_word, args.kind)

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from selfattention.cli.common import CommandError, resolve_model
-from selfattention.decoding import Translator
+from selfattention.decoding import MAX_SENTENCE_CHARS, Translator
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -38,7 +38,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
     parser.add_argument(
-        "--max-chars", type=int, default=1000, help="longest sentence the page accepts, in characters (default 1000)"
+        "--max-chars",
+        type=int,
+        default=MAX_SENTENCE_CHARS,
+        help=f"longest sentence the page accepts, in characters (default {MAX_SENTENCE_CHARS})",
     )
     parser.set_defaults(run=run_serve)
 

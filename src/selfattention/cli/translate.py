@@ -17,7 +17,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="translate English sentences into French",
         description=(
             "Translate the sentences given as arguments, or else each line of standard input, "
-            "writing one French line per input line to standard output."
+            "writing one French line per input line to standard output. Long text: a line the "
+            "model can read at once (its maximum positions less one, in subword pieces: 1023 for "
+            "the bundled model) is translated whole; a longer line is split into sentences after "
+            ". ! ? and the like, each sentence is translated, and the translations make up its "
+            "one output line. A single sentence longer than the model reads is refused, naming "
+            "the limit: nothing is cut. Standard input must be UTF-8."
         ),
         epilog='Examples: selfattention translate "I am good."    selfattention translate < english.txt > french.txt',
     )
@@ -63,7 +68,7 @@ def run_translate(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts), unit="sentence", file=sys.stderr, desc="translating")
-    outputs = translator.translate(texts, config, progress=bar.update if bar is not None else None)
+    outputs = translator.translate(texts, config, progress=bar.update if bar is not None else None, split_long=True)
     if bar is not None:
         bar.close()
     sys.stdout.write("".join(line + "\n" for line in outputs))

@@ -31,8 +31,8 @@ def placeholder_model(seed: int = 0) -> Transformer:
 
 
 def split_words(text: str) -> list[str]:
-    """Words and punctuation marks, in order."""
-    return _WORD.findall(text)
+    """Words and punctuation marks, in order; control and zero-width characters dropped (the tokenizer drops them)."""
+    return [word for word in _WORD.findall(text) if word.isprintable()]
 
 
 def word_ids(words: list[str]) -> torch.Tensor:

@@ -25,7 +25,14 @@ from torch import Tensor
 
 from selfattention import __version__
 from selfattention.config import ModelConfig
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import (
+    MAX_SENTENCE_CHARS,
+    DecodingConfig,
+    InputError,
+    Translator,
+    check_sentence,
+    check_target,
+)
 from selfattention.inspection import TranslationTrace, explain_head, trace_translation
 from selfattention.inspection.aggregate import mean_over_heads
 from selfattention.inspection.context import compare_contexts
@@ -217,7 +224,9 @@ class TraceCache:
             return trace
 
 
-def create_app(translator: Translator, *, max_chars: int = 1000, max_sentences_context: int = 8) -> FastAPI:
+def create_app(
+    translator: Translator, *, max_chars: int = MAX_SENTENCE_CHARS, max_sentences_context: int = 8
+) -> FastAPI:
     """The API and the page for one translator."""
     config = translator.model.config
     if config is None:
@@ -236,23 +245,13 @@ def create_app(translator: Translator, *, max_chars: int = 1000, max_sentences_c
     app.state.traces = traces
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(InputError, _unusable_text)
 
     def sentence(text: str, what: str = "text") -> str:
-        stripped = text.strip()
-        if not stripped:
-            raise HTTPException(422, f"{what} is empty: type an English sentence")
-        if len(text) > max_chars:
-            raise HTTPException(422, f"{what} is {len(text)} characters long; the limit is {max_chars} characters")
-        if not translator.tokenizer.encode(stripped):
-            raise HTTPException(422, f"{what} has no characters the model can read")
-        return stripped
+        return check_sentence(text, what=what, max_chars=max_chars, encode=translator.tokenizer.encode)
 
     def french(target: str | None) -> str | None:
-        if target is None or not target.strip():
-            return None
-        if len(target) > max_chars:
-            raise HTTPException(422, f"target is {len(target)} characters long; the limit is {max_chars} characters")
-        return target.strip()
+        return check_target(target, max_chars=max_chars)
 
     def check_layer_and_head(kind: AttentionKind, layer: int, head: int) -> int:
         layers = _layers(config, kind)
@@ -396,6 +395,11 @@ def _rows(matrix: Tensor) -> list[list[float]]:
 
 def _asset(path: Path) -> Response:
     return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=PAGE_HEADERS)
+
+
+async def _unusable_text(request: Request, error: Exception) -> JSONResponse:
+    """Text the model cannot take (empty, over a limit, not valid Unicode): 422 with the check's message."""
+    return JSONResponse({"detail": str(error)}, status_code=422)
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
