@@ -1,17 +1,21 @@
-"""Shared fixtures: a tiny synthetic Multi30k-layout corpus, a tiny run configuration, a tiny trained model.
+"""Shared fixtures: a tiny synthetic Multi30k-layout corpus, a tiny run configuration, tiny trained and untrained models.
 
 Everything is made here, in temporary directories: no test reads real corpora or the bundled model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import random
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from selfattention.model import build_model
+from selfattention.model_io import load_config, save_model
 from selfattention.training import RunConfig
 from selfattention.training.config import run_config_from_dict
 
@@ -138,3 +142,19 @@ def tiny_model_dir(tiny_run_dir: Path) -> Path:
     best = tiny_run_dir / "best"
     assert (best / "model.safetensors").is_file()
     return best
+
+
+@pytest.fixture(scope="session")
+def deep_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untrained, with the tiny model's tokenizer: 2 encoder layers, 1 decoder layer, 2 heads.
+
+    Its translations are nonsense but not empty (the tiny model's are), and the same every time.
+    """
+    config = dataclasses.replace(load_config(tiny_model_dir), encoder_layers=2, decoder_layers=1)
+    with torch.random.fork_rng():  # a fixed model, and the other tests' random state left alone
+        torch.manual_seed(0)
+        model = build_model(config)
+    directory = tmp_path_factory.mktemp("deep-model")
+    save_model(model, directory)
+    shutil.copy(tiny_model_dir / "tokenizer.model", directory / "tokenizer.model")
+    return directory

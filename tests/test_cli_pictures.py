@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
-import torch
 
 from selfattention.cli import main
 from selfattention.decoding import Translator
 from selfattention.inspection import trace_translation
 from selfattention.inspection.heads import rank_heads
 from selfattention.inspection.words import find_word, group_words
-from selfattention.model import build_model
-from selfattention.model_io import load_config, save_model
 
 TEXT = "A dog ate the food because it was hungry."
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -49,17 +44,6 @@ def assert_png(path: Path) -> None:
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     image = mpimg.imread(path)
     assert image.ndim == 3 and image.shape[0] > 20 and image.shape[1] > 20
-
-
-@pytest.fixture(scope="module")
-def deep_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Untrained, with the tiny model's tokenizer: 2 encoder layers, 1 decoder layer, 2 heads."""
-    config = dataclasses.replace(load_config(tiny_model_dir), encoder_layers=2, decoder_layers=1)
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("deep-model")
-    save_model(build_model(config), directory)
-    shutil.copy(tiny_model_dir / "tokenizer.model", directory / "tokenizer.model")
-    return directory
 
 
 # --- attention ---
