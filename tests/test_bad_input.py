@@ -275,6 +275,23 @@ def test_split_sentences_loses_no_character_of_10000_words() -> None:
     assert len(TEN_THOUSAND_WORDS.split()) >= 10_000
 
 
+@pytest.mark.parametrize(
+    ("command", "policy"),
+    [
+        ("translate", "split into sentences"),
+        ("explain", f"at most {MAX_SENTENCE_CHARS} characters"),
+        ("attention", f"at most {MAX_SENTENCE_CHARS} characters"),
+        ("heads", f"at most {MAX_SENTENCE_CHARS} characters"),
+        ("context", f"at most {MAX_SENTENCE_CHARS} characters"),
+    ],
+)
+def test_help_states_the_long_input_policy(capsys: pytest.CaptureFixture[str], command: str, policy: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert policy in " ".join(capsys.readouterr().out.split())
+
+
 def test_check_sentence_names_each_problem() -> None:
     assert check_sentence("  The dog runs.\n") == "The dog runs."
     with pytest.raises(InputError, match="sentence 3 is empty"):

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, layer_count, resolve_model
-from selfattention.decoding import DecodingConfig, Translator, check_sentence, check_target
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection import KINDS, trace_translation
 from selfattention.inspection.aggregate import mean_over_heads, rollout
 from selfattention.inspection.plots import grid, heatmap, line_view, save_figure
@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Translate a sentence and draw the attention the model used, as PNG, SVG or a standalone HTML page.",
         epilog='Example: selfattention attention "A dog ate the food because it was hungry." --token it --out it.png',
     )
-    parser.add_argument("text", help="the English sentence")
+    parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
     parser.add_argument("--out", required=True, help="picture file: .png, .svg or .html")
     parser.add_argument("--view", choices=VIEWS, default="lines", help=VIEW_HELP)
     parser.add_argument(

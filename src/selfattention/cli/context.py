@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, resolve_model
-from selfattention.decoding import Translator, check_sentence
+from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence
 from selfattention.inspection.context import compare_contexts
 
 
@@ -22,7 +22,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ),
         epilog='Example: selfattention context "I love Apple phones" "I love apple juice" --word apple --out apple.png',
     )
-    parser.add_argument("sentences", nargs="+", help="two or more sentences that share the word")
+    parser.add_argument(
+        "sentences",
+        nargs="+",
+        help=f"two or more sentences that share the word, each at most {MAX_SENTENCE_CHARS} characters",
+    )
     parser.add_argument("--word", required=True, help="the shared word (case-insensitive)")
     parser.add_argument("--out", help="also draw the similarity by layer to this PNG/SVG/HTML file")
     parser.add_argument("--neighbours", type=int, default=6, help="nearest vocabulary pieces to list (default 6)")

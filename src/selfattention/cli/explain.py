@@ -10,7 +10,7 @@ import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, resolve_model
 from selfattention.data.tokenizer import BOS_ID
-from selfattention.decoding import Translator, check_sentence, check_target
+from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence, check_target
 from selfattention.inspection import (
     KINDS,
     TraceRecorder,
@@ -34,7 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ),
         epilog='Examples: selfattention explain "I am good"    selfattention explain --example toy',
     )
-    explain.add_argument("text", nargs="?", help="the English sentence (not needed with --example)")
+    explain.add_argument(
+        "text", nargs="?", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters (not with --example)"
+    )
     explain.add_argument("--layer", type=int, default=0, help="layer to show, from 0 (default 0)")
     explain.add_argument("--head", type=int, default=0, help="head to show, from 0 (default 0)")
     explain.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, resolve_model
-from selfattention.decoding import DecodingConfig, Translator, check_sentence, check_target
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection import KINDS, trace_translation
 from selfattention.inspection.heads import rank_heads
 
@@ -22,7 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ),
         epilog='Example: selfattention heads "A dog ate the food because it was hungry." --from it --to dog',
     )
-    parser.add_argument("text", help="the English sentence")
+    parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
     parser.add_argument("--from", dest="from_word", required=True, help="the word that attends (query)")
     parser.add_argument("--to", dest="to_word", required=True, help="the word attended to (key)")
     parser.add_argument(
