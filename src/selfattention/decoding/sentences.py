@@ -23,6 +23,7 @@ MAX_SENTENCE_CHARS = 1000
 
 # A sentence ends at a run of . ! ? … (or their CJK and Arabic forms), then any closing quotes or
 # brackets, then white space. "3.5" and "e.g.," do not end one; "Dr. Smith" does (the rule is simple).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SENTENCE_END = re.compile(r"[.!?…‼⁇⁈⁉。！？؟]+[\"'”’»)\]]*(?=\s)")
 
 
@@ -46,12 +47,12 @@ def check_pieces(ids: Sequence[int], limit: int, what: str = "the sentence") -> 
 
 def check_unicode(text: str, what: str = "text") -> None:
     """Refuse text holding a lone surrogate: what invalid UTF-8 in an argument, or a JSON ``\\ud800``, becomes."""
-    for position, char in enumerate(text, start=1):
-        if "\ud800" <= char <= "\udfff":
-            raise InputError(
-                f"{what} is not valid Unicode: character {position} is U+{ord(char):04X}, a lone surrogate "
-                "(invalid UTF-8 becomes one)"
-            )
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise InputError(
+            f"{what} is not valid Unicode: character {found.start() + 1} is U+{ord(found.group()):04X}, "
+            "a lone surrogate (invalid UTF-8 becomes one)"
+        )
 
 
 def check_sentence(
