@@ -1,7 +1,7 @@
-"""Training under faults: failing writes and work half done.
+"""Training under faults: failing writes, losses and gradients that are not finite, half-done work.
 
 Each fault stops training with a TrainingError that names the run directory and the last good
-checkpoint, which still loads and resumes.
+checkpoint, which still loads and resumes; or, for a single bad step, skips it with a warning.
 Writes fail by injection (an OSError with ENOSPC or EROFS at a chosen call), through a path
 component that is a regular file, and for real on a tiny tmpfs (full, then remounted read-only)
 when this machine lets the tests mount one. (test_training.py holds the first cases of each.)
@@ -10,6 +10,8 @@ when this machine lets the tests mount one. (test_training.py holds the first ca
 from __future__ import annotations
 
 import errno
+import logging
+import math
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +33,12 @@ from test_training import (
     assert_checkpoint_failure_is_clean,
     fail_on_call,
     last_weights,
+    poison_training_loss,
     progress_of,
     with_train,
 )
 
+TRAINER_LOGGER = "selfattention.training.trainer"
 EPOCH_BATCHES = 16  # of the tiny corpus with tiny_run_config's settings
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 EROFS = OSError(errno.EROFS, "Read-only file system")
@@ -214,6 +218,55 @@ def test_a_file_system_that_turns_read_only_stops_training_and_keeps_the_last_ch
     remount(tmpfs, "rw")
     train(config, run_dir, resume=True, show_progress=False)
     assert list_checkpoints(run_dir)[-1].name == "step-00000006"
+
+
+# --- losses and gradients that are not finite -------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("gradient_only", [False, True], ids=["loss", "gradient"])
+@pytest.mark.parametrize("clip_norm", [1.0, 0.0], ids=["clipped", "unclipped"])
+def test_a_non_finite_loss_or_gradient_skips_its_step_and_says_so(
+    tiny_run_config: RunConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    value: float,
+    gradient_only: bool,
+    clip_norm: float,
+) -> None:
+    """Unclipped (train.clip_norm=0), a NaN gradient used to reach Adam and make every weight NaN."""
+    calls = poison_training_loss(monkeypatch, {2, 4}, value=value, gradient_only=gradient_only)
+    config = with_train(tiny_run_config, max_steps=4, checkpoint_every=100, clip_norm=clip_norm)
+    with caplog.at_level(logging.WARNING, logger=TRAINER_LOGGER):
+        train(config, tmp_path, show_progress=False)
+    assert len(calls) == 6  # four good steps, two skipped
+    warnings = [r.getMessage() for r in caplog.records if r.name == TRAINER_LOGGER and r.levelno == logging.WARNING]
+    assert warnings == [
+        "step 2: loss or gradients not finite; update skipped (1 in a row)",
+        "step 3: loss or gradients not finite; update skipped (1 in a row)",
+    ]
+    final = list_checkpoints(tmp_path)[-1]
+    assert progress_of(final)["batch_in_epoch"] == 6
+    assert load_file(str(final / "optimizer.safetensors"))["state.0.step"].item() == 4
+    assert all(torch.isfinite(tensor).all() for tensor in last_weights(tmp_path).values())
+
+
+@pytest.mark.parametrize(
+    ("value", "gradient_only"), [(math.inf, False), (math.nan, True)], ids=["inf-loss", "nan-gradient"]
+)
+def test_repeated_non_finite_steps_stop_with_a_usable_last_checkpoint(
+    tiny_run_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: float, gradient_only: bool
+) -> None:
+    config = with_train(tiny_run_config, max_steps=8, checkpoint_every=2)
+    with monkeypatch.context() as patch:
+        poison_training_loss(patch, None, from_call=4, value=value, gradient_only=gradient_only)
+        with pytest.raises(TrainingError) as info:
+            train(config, tmp_path, show_progress=False)
+    assert_stopped_cleanly(info.value, tmp_path, "step-00000002", "not finite for 5 steps in a row", "peak_lr")
+    assert_usable(list_checkpoints(tmp_path)[-1], config)
+    train(config, tmp_path, resume=True, show_progress=False)  # the cause gone, it resumes and finishes
+    assert list_checkpoints(tmp_path)[-1].name == "step-00000008"
 
 
 # --- work half done ------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ from selfattention.training.schedule import inverse_sqrt_lr
 
 log = logging.getLogger(__name__)
 
-MAX_BAD_STEPS = 5  # consecutive non-finite losses before training gives up
+MAX_BAD_STEPS = 5  # consecutive steps with a non-finite loss or gradient before training gives up
 
 
 class TrainingError(RuntimeError):
@@ -237,13 +237,16 @@ class Trainer:
                 if loss is None:
                     bad_steps += 1
                     log.warning(
-                        "step %d: loss is not finite; update skipped (%d in a row)", self.progress.step + 1, bad_steps
+                        "step %d: loss or gradients not finite; update skipped (%d in a row)",
+                        self.progress.step + 1,
+                        bad_steps,
                     )
                     if bad_steps >= MAX_BAD_STEPS:
                         self.progress.seconds = time.monotonic() - started
                         raise TrainingError(
-                            f"the loss was not finite for {bad_steps} steps in a row; stopped. "
-                            f"Last good checkpoint: {self._latest_name()}. Try a lower train.peak_lr."
+                            f"the loss or its gradients were not finite for {bad_steps} steps in a row; training "
+                            f"in {self.run_dir} stopped. Last good checkpoint: {self._latest_name()}. "
+                            "Try a lower train.peak_lr."
                         )
                     continue
                 bad_steps = 0
@@ -333,11 +336,12 @@ class Trainer:
                 return None, math.nan, total_tokens
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if cfg.clip_norm > 0:
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-            if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
-                self.optimizer.zero_grad(set_to_none=True)
-                return None, math.nan, total_tokens
+        # The gradients' norm, clipped or not (with train.clip_norm=0 the factor is exactly 1): one
+        # that is not finite skips the step, as a non-finite loss does.
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm if cfg.clip_norm > 0 else math.inf)
+        if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
+            self.optimizer.zero_grad(set_to_none=True)
+            return None, math.nan, total_tokens
         lr = inverse_sqrt_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
