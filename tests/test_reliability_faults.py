@@ -303,3 +303,21 @@ def test_resuming_a_run_out_of_patience_trains_no_further(
     assert progress_of(list_checkpoints(tmp_path)[-1])["epoch"] == 2
     train(config, tmp_path, resume=True, show_progress=False)
     assert [p.name for p in list_checkpoints(tmp_path)][-1] == f"step-{2 * EPOCH_BATCHES:08d}"
+
+
+def test_a_run_clears_its_own_leftovers_and_nothing_else(tiny_run_config: RunConfig, tmp_path: Path) -> None:
+    """What a killed write leaves has hidden names; at the next start those are removed, and only those."""
+    ours = [".tmp-best", ".old-best", ".deleting-best", ".metrics.jsonl.tmp-123", ".tokenizer.model.tmp-9"]
+    theirs = [".old-notes", ".tmp-mine", ".git", "notes.txt"]
+    for name in ours + theirs:
+        if "best" in name or name == ".git":
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_text("x\n", encoding="utf-8")
+    stale_checkpoint = tmp_path / "checkpoints" / ".deleting-step-00000001"
+    stale_checkpoint.mkdir(parents=True)
+    train(with_train(tiny_run_config, max_steps=2, checkpoint_every=100), tmp_path, show_progress=False)
+    present = {p.name for p in tmp_path.iterdir()}
+    assert not present & set(ours)
+    assert set(theirs) <= present
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000002"]

@@ -100,7 +100,8 @@ def replace_directory(complete: Path, target: Path) -> None:
     """Put the complete directory ``complete`` at ``target``, replacing what is there.
 
     Each step is one rename, so a process killed at any moment leaves ``target`` either the old
-    directory, the new one, or (between the two renames) absent, with both kept under hidden names.
+    directory, the new one, or (between the two renames) absent; hidden copies are left then,
+    which :func:`remove_leftovers` clears, and a resumed run starts from an earlier checkpoint.
     """
     old = target.with_name(f".old-{target.name}")
     if target.exists():
@@ -119,9 +120,14 @@ def remove_directory(path: Path) -> None:
     shutil.rmtree(hidden, ignore_errors=True)
 
 
-def remove_leftovers(directory: Path) -> None:
-    """Remove what a killed write, replacement or deletion left in ``directory`` (hidden names only)."""
-    for pattern in (".tmp-*", ".old-*", ".deleting-*", ".*.tmp-*"):  # the last: atomic_write's temporary files
+def remove_leftovers(directory: Path, names: tuple[str, ...] = ("*",)) -> None:
+    """Remove what a killed write, replacement or deletion of ``names`` left in ``directory``.
+
+    Only the hidden names this module and ``atomic_write`` give temporary copies are touched; the
+    default ``*`` is for a directory the run owns entirely (``checkpoints/``).
+    """
+    patterns = [f"{prefix}{name}" for name in names for prefix in (".tmp-", ".old-", ".deleting-")]
+    for pattern in patterns + [f".{name}.tmp-*" for name in names]:  # the last: atomic_write's temporary files
         for stale in directory.glob(pattern):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)

@@ -62,6 +62,7 @@ from selfattention.training.schedule import inverse_sqrt_lr
 
 log = logging.getLogger(__name__)
 
+RUN_FILES = ("best", "tokenizer.model", "run_config.json", "metrics.jsonl")  # written by replacement
 MAX_BAD_STEPS = 5  # consecutive steps with a non-finite loss or gradient before training gives up
 
 
@@ -126,8 +127,8 @@ class Trainer:
         if main:
             with self._writing("the run directory"):
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                for directory in (self.run_dir, self.run_dir / CHECKPOINTS):  # what a killed run left half-done
-                    remove_leftovers(directory)
+                remove_leftovers(self.run_dir, RUN_FILES)  # what a killed run left half-done
+                remove_leftovers(self.run_dir / CHECKPOINTS)
         corpora = [
             load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars) for name in data_cfg.corpora
         ]
