@@ -10,6 +10,7 @@ import pytest
 
 from selfattention.data.parallel import ReadReport, read_parallel, read_tsv
 from selfattention.data.text_files import CorpusError, read_lines
+from test_cli_translate import TINY_TOML, assert_clean_error, run
 
 PARALLEL_LOGGER = "selfattention.data.parallel"
 
@@ -263,3 +264,87 @@ def test_read_tsv_invalid_utf8(tmp_path: Path) -> None:
         read_tsv(path)
     assert str(path) in str(info.value)
     assert "line 2" in str(info.value)
+
+
+# --- oddities of real corpus files ----------------------------------------------------------
+
+
+def test_a_bom_and_mixed_line_endings_on_one_side_keep_a_parallel_corpus_aligned(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"\xef\xbb\xbfOne.\r\nTwo.\rThree.\nFour.\r\n")
+    tgt = write(tmp_path / "a.fr.gz", "Un.\nDeux.\nTrois.\nQuatre.")
+    pairs, _ = read_parallel(src, tgt)
+    assert pairs == [("One.", "Un."), ("Two.", "Deux."), ("Three.", "Trois."), ("Four.", "Quatre.")]
+
+
+def test_read_tsv_with_a_bom_and_windows_line_endings(tmp_path: Path) -> None:
+    path = write(tmp_path / "pairs.tsv", b"\xef\xbb\xbfGo.\tVa !\r\nHi.\tSalut !\rRun!\tCours !\r\n")
+    pairs, _ = read_tsv(path)
+    assert pairs == [("Go.", "Va !"), ("Hi.", "Salut !"), ("Run!", "Cours !")]
+
+
+def test_a_trailing_blank_line_on_one_side_is_a_line_and_the_counts_differ(tmp_path: Path) -> None:
+    """Blank lines are lines (a pair with an empty side is skipped later), so the two files must agree."""
+    src = write(tmp_path / "a.en", "One.\nTwo.\n")
+    tgt = write(tmp_path / "a.fr", "Un.\nDeux.\n\n")
+    with pytest.raises(CorpusError) as info:
+        read_parallel(src, tgt)
+    assert f"{src} has 2 lines but {tgt} has 3" in str(info.value)
+
+
+def test_a_tab_inside_a_sentence_is_read_as_a_separator_and_the_line_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It cannot be told from a separator: field 2 stays the French side, the rest is ignored, with a warning."""
+    path = write(tmp_path / "pairs.tsv", "Go.\tVa !\nHi.\tSalut\tà toi !\nRun!\tCours !\nNo\tway.\tPas question.\n")
+    caplog.set_level(logging.WARNING, logger=PARALLEL_LOGGER)
+    pairs, _ = read_tsv(path)
+    assert pairs == [("Go.", "Va !"), ("Hi.", "Salut"), ("Run!", "Cours !"), ("No", "way.")]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == PARALLEL_LOGGER and r.levelno == logging.WARNING]
+    assert f"{path}, line(s) 2, 4:" in warning
+    assert "usual 2" in warning
+    assert "tab inside a sentence" in warning
+
+
+def test_a_third_field_on_every_line_is_an_attribution_and_gives_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "fra.txt", "Go.\tVa !\tCC-BY 2.0 #1\nHi.\tSalut !\tCC-BY 2.0 #2\n")
+    caplog.set_level(logging.WARNING, logger=PARALLEL_LOGGER)
+    assert read_tsv(path)[0] == [("Go.", "Va !"), ("Hi.", "Salut !")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("reader", ["lines", "tsv", "parallel"])
+def test_windows_1252_text_is_refused_naming_file_line_and_encoding(tmp_path: Path, reader: str) -> None:
+    """Curly quotes and the euro sign of Windows-1252 (0x92, 0x93, 0x80) are not UTF-8."""
+    english = write(tmp_path / "a.en", "It is.\tC'est.\nFine.\tBien.\n")
+    french = write(tmp_path / "a.fr", "C'est.\tIt is.\n" + "C\u2019est \u201cbien\u201d, 5 \u20ac.\tFine.\n")
+    french.write_bytes(french.read_bytes().decode("utf-8").encode("cp1252"))
+    with pytest.raises(CorpusError) as info:
+        {"lines": read_lines, "tsv": read_tsv, "parallel": lambda path: read_parallel(english, path)}[reader](french)
+    message = str(info.value)
+    assert f"{french}, line 2: invalid UTF-8" in message
+    assert "b'\\x92'" in message
+    assert "Windows-1252" in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_is_refused_as_such(tmp_path: Path, encoding: str) -> None:
+    path = write(tmp_path / "pairs.tsv", "\ufeffGo.\tVa !\n".encode(encoding))
+    with pytest.raises(CorpusError) as info:
+        read_tsv(path)
+    assert str(info.value).startswith(f"{path}: UTF-16 text")
+
+
+def test_training_on_unequal_files_stops_with_one_line_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the command line: no traceback, the two files and their counts."""
+    corpus = tmp_path / "data" / "multi30k"
+    corpus.mkdir(parents=True)
+    for stem, english, french in (("train", 3, 2), ("val", 1, 1)):
+        write(corpus / f"{stem}.en.gz", "".join(f"A dog {i}.\n" for i in range(english)))
+        write(corpus / f"{stem}.fr.gz", "".join(f"Un chien {i}.\n" for i in range(french)))
+    args = ["train", "--config", str(TINY_TOML), "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]
+    code, out, err = run(capsys, *args, "--no-progress", "--device", "cpu")
+    assert_clean_error(code, out, err.splitlines()[-1] + "\n", "train.en.gz has 3 lines", "train.fr.gz has 2")

@@ -475,8 +475,29 @@ def test_a_new_run_refuses_a_directory_with_checkpoints(runs: Runs, tmp_path: Pa
 # -- failures -----------------------------------------------------------------------------------
 
 
-def nan_loss_on(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int] | None, from_call: int = 0) -> list[int]:
-    """Make the training loss NaN on the given training calls (counted from 1), or on all from ``from_call``."""
+class PoisonedGradient(torch.autograd.Function):
+    """The identity, whose backward pass multiplies the gradient by ``value`` (NaN or inf)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, value: float) -> torch.Tensor:
+        ctx.value = value
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.value, None
+
+
+def poison_training_loss(
+    monkeypatch: pytest.MonkeyPatch,
+    bad_calls: set[int] | None,
+    from_call: int = 0,
+    *,
+    value: float = math.nan,
+    gradient_only: bool = False,
+) -> list[int]:
+    """Make the training loss ``value`` (NaN, inf) on the given training calls (counted from 1), or on all
+    from ``from_call``; with ``gradient_only`` the loss stays finite and its gradients become ``value``."""
     real = trainer_module.label_smoothed_loss
     calls: list[int] = []
 
@@ -485,7 +506,7 @@ def nan_loss_on(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int] | None, fro
         if torch.is_grad_enabled():  # training, not validation
             calls.append(len(calls) + 1)
             if (bad_calls is not None and calls[-1] in bad_calls) or (from_call and calls[-1] >= from_call):
-                return loss * math.nan, nll
+                return (PoisonedGradient.apply(loss, value) if gradient_only else loss * value), nll
         return loss, nll
 
     monkeypatch.setattr(trainer_module, "label_smoothed_loss", flaky)
@@ -495,7 +516,7 @@ def nan_loss_on(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int] | None, fro
 def test_a_non_finite_loss_skips_the_step(
     tiny_run_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    calls = nan_loss_on(monkeypatch, {3})
+    calls = poison_training_loss(monkeypatch, {3})
     config = with_train(tiny_run_config, max_steps=6, checkpoint_every=100)
     with caplog.at_level("WARNING", logger="selfattention.training.trainer"):
         train(config, tmp_path, show_progress=False)
@@ -513,7 +534,7 @@ def test_a_non_finite_loss_skips_the_step(
 def test_five_non_finite_losses_in_a_row_stop_training(
     tiny_run_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = nan_loss_on(monkeypatch, None, from_call=4)
+    calls = poison_training_loss(monkeypatch, None, from_call=4)
     config = with_train(tiny_run_config, max_steps=20, checkpoint_every=2)
     with pytest.raises(TrainingError, match="not finite for 5 steps") as info:
         train(config, tmp_path, show_progress=False)
@@ -526,28 +547,31 @@ def test_five_non_finite_losses_in_a_row_stop_training(
 def test_non_finite_losses_apart_do_not_stop_training(
     tiny_run_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = nan_loss_on(monkeypatch, {2, 3, 4, 5, 7, 8, 9, 10})  # runs of four, never five
+    calls = poison_training_loss(monkeypatch, {2, 3, 4, 5, 7, 8, 9, 10})  # runs of four, never five
     train(with_train(tiny_run_config, max_steps=4, checkpoint_every=100), tmp_path, show_progress=False)
     assert len(calls) == 12
     assert list_checkpoints(tmp_path)[-1].name == "step-00000004"
 
 
-def _fail_on_second_call(real: Any, error: Exception) -> Any:
-    """``real``, except that its second call writes part of its work and then fails with ``error``."""
+def fail_on_call(real: Any, error: Exception, call: int = 2) -> Any:
+    """``real``, except that call number ``call`` does its work (a partial write) and then fails with ``error``."""
     calls = []
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         result = real(*args, **kwargs)
-        if len(calls) == 2:
+        if len(calls) == call:
             raise error
         return result
 
     return failing
 
 
-def assert_checkpoint_failure_is_clean(config: RunConfig, run_dir: Path, message: str) -> None:
-    assert "No space left on device" in message
+def assert_checkpoint_failure_is_clean(
+    config: RunConfig, run_dir: Path, message: str, reason: str = "No space left on device"
+) -> None:
+    """The second checkpoint's write failed: the message says why and where, and the first one goes on."""
+    assert reason in message
     assert "cannot write a checkpoint" in message
     assert str(run_dir / "checkpoints" / "step-00000002") in message
     [previous] = list_checkpoints(run_dir)
@@ -568,7 +592,7 @@ def test_a_failed_checkpoint_write_stops_training_and_keeps_the_previous_one(
 ) -> None:
     config = with_train(tiny_run_config, max_steps=6, checkpoint_every=2)
     with monkeypatch.context() as patch:
-        failing = _fail_on_second_call(checkpoint_module.save_model, OSError(28, "No space left on device"))
+        failing = fail_on_call(checkpoint_module.save_model, OSError(28, "No space left on device"))
         patch.setattr(checkpoint_module, "save_model", failing)
         with pytest.raises(TrainingError) as info:
             train(config, tmp_path, show_progress=False)
@@ -582,7 +606,7 @@ def test_a_full_disk_inside_safetensors_stops_training_cleanly(
     config = with_train(tiny_run_config, max_steps=6, checkpoint_every=2)
     error = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
     with monkeypatch.context() as patch:
-        patch.setattr(model_io, "save_file", _fail_on_second_call(model_io.save_file, error))
+        patch.setattr(model_io, "save_file", fail_on_call(model_io.save_file, error))
         with pytest.raises(TrainingError) as info:
             train(config, tmp_path, show_progress=False)
     assert_checkpoint_failure_is_clean(config, tmp_path, str(info.value))

@@ -1,20 +1,24 @@
 """Saving and loading models: weights in safetensors plus a JSON configuration.
 
 A model directory holds ``config.json`` and ``model.safetensors``. This format never pickles:
-safetensors stores raw tensors, and JSON stores the shape of the model. Every problem with a
-file is reported as a :class:`ModelFileError` naming the file.
+safetensors stores raw tensors, and JSON stores the shape of the model. The weights file's
+metadata also records a CRC-32 of every tensor and the model configuration the weights were
+saved with, so a bit flip anywhere in the data, or a ``config.json`` that no longer matches the
+weights (even where the shapes agree, as with ``n_heads``), is an error rather than a silently
+different model. Every problem with a file is reported as a :class:`ModelFileError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from selfattention.config import ModelConfig
 from selfattention.model import Transformer, build_model
@@ -24,6 +28,11 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT = "selfattention-transformer"
 FORMAT_VERSION = 1
 _READABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+CHECKSUM_KEY = "crc32"  # in the safetensors metadata: files without it (older ones, other tools') are not checked
+CONFIG_KEY = "config"
+# Settings that may differ between config.json and the weights' record: they change training, or a length limit,
+# not what the weights compute.
+_FREE_FIELDS = ("dropout", "attention_dropout", "activation_dropout", "max_positions")
 
 
 class ModelFileError(ValueError):
@@ -46,7 +55,13 @@ def save_model(model: Transformer, directory: Path | str, config: ModelConfig | 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors, aliases = unique_tensors(model)
-    metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "aliases": json.dumps(aliases)}
+    metadata = {
+        "format": FORMAT,
+        "version": str(FORMAT_VERSION),
+        "aliases": json.dumps(aliases),
+        CONFIG_KEY: json.dumps(config.to_dict(), sort_keys=True),
+        **checksum_metadata(tensors),
+    }
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     document = {"format": FORMAT, "version": FORMAT_VERSION, "model": config.to_dict()}
     text = json.dumps(document, indent=2) + "\n"
@@ -95,14 +110,8 @@ def load_model(directory: Path | str, *, device: str | torch.device = "cpu") -> 
 def load_weights(model: Transformer, path: Path | str) -> None:
     """Copy the tensors of a safetensors file into ``model``, checking every name and shape."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(path, "no such file")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelFileError(
-            path, f"not a readable safetensors file ({error}); it may be truncated or corrupted"
-        ) from None
+    tensors, metadata = read_tensors(path)
+    stored = dict(tensors)  # what the file holds, before tied duplicates are filled in
     expected = model.state_dict()
     _, aliases = unique_tensors(model)
     for alias, source in aliases.items():
@@ -124,10 +133,78 @@ def load_weights(model: Transformer, path: Path | str) -> None:
                 path, f"tensor {name} has shape {tuple(tensor.shape)}, but config.json implies {tuple(want.shape)}"
             )
         if not tensor.is_floating_point() or tensor.dtype not in _READABLE_DTYPES:
-            raise ModelFileError(path, f"tensor {name} has dtype {tensor.dtype}; expected float32, float16 or bfloat16")
+            raise ModelFileError(
+                path, f"tensor {name} has dtype {tensor.dtype}; expected float32, float16, bfloat16 or float64"
+            )
         if not torch.isfinite(tensor).all():
             raise ModelFileError(path, f"tensor {name} contains NaN or infinite values")
+    check_checksum(path, stored, metadata)
+    if model.config is not None:
+        _check_saved_config(path, metadata.get(CONFIG_KEY), model.config)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
+
+
+def read_tensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a safetensors file; see :func:`check_checksum` for its integrity."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(
+            path, f"not a readable safetensors file ({error}); it may be truncated or corrupted"
+        ) from None
+    return tensors, metadata
+
+
+def check_checksum(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Refuse tensors whose CRC-32 differs from the one their file records (a file without one passes)."""
+    recorded = metadata.get(CHECKSUM_KEY)
+    actual = tensors_checksum(tensors)
+    if recorded is not None and actual != recorded:
+        raise ModelFileError(
+            path,
+            f"checksum mismatch (CRC-32 {actual}, but the file records {recorded}): its bytes changed after it "
+            "was written, by a bit flip or a damaged copy; use another copy or an earlier checkpoint",
+        )
+
+
+def checksum_metadata(tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """The metadata entry that lets :func:`check_checksum` notice any change to ``tensors``."""
+    return {CHECKSUM_KEY: tensors_checksum(tensors)}
+
+
+def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """CRC-32 over each tensor's name, dtype, shape and bytes, in name order, as 8 hex digits."""
+    crc = 0
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        crc = zlib.crc32(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode(), crc)
+        crc = zlib.crc32(tensor.reshape(-1).view(torch.uint8).numpy().data, crc)
+    return f"{crc:08x}"
+
+
+def _check_saved_config(path: Path, saved: str | None, config: ModelConfig) -> None:
+    """Refuse weights saved for another architecture (shape-preserving changes such as ``n_heads`` too)."""
+    if saved is None:
+        return
+    try:
+        record = json.loads(saved)
+    except json.JSONDecodeError:
+        raise ModelFileError(path, "the configuration recorded in the weights file is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise ModelFileError(path, "the configuration recorded in the weights file is not a JSON object")
+    wanted = config.to_dict()
+    differences = [
+        f"{name} {record[name]!r} (config.json: {value!r})"
+        for name, value in wanted.items()
+        if name in record and name not in _FREE_FIELDS and record[name] != value
+    ]
+    if differences:
+        raise ModelFileError(path, "weights do not match config.json: they were saved for " + ", ".join(differences))
 
 
 def unique_tensors(model: Transformer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

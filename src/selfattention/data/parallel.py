@@ -53,9 +53,16 @@ def read_parallel(
 
 
 def read_tsv(path: Path | str, *, max_chars: int | None = None) -> tuple[list[Pair], ReadReport]:
-    """Tab-separated pairs ``source<TAB>target[<TAB>anything]`` (Tatoeba's layout)."""
+    """Tab-separated pairs ``source<TAB>target[<TAB>anything]`` (Tatoeba's layout).
+
+    The first field is the English side, the second the French; any further fields are ignored
+    (Tatoeba's own downloads add an attribution). A tab inside a sentence cannot be told from a
+    separator: such a line is read by the same rule, and lines with more fields than most of the
+    file's are named in a warning, since the cause may be a tab inside a sentence.
+    """
     path = Path(path)
     raw: list[Pair] = []
+    field_counts: dict[int, list[int]] = {}  # number of fields: the lines that have it
     for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             raw.append(("", ""))
@@ -63,7 +70,20 @@ def read_tsv(path: Path | str, *, max_chars: int | None = None) -> tuple[list[Pa
         fields = line.split("\t")
         if len(fields) < 2:
             raise CorpusError(f"{path}, line {number}: expected 'source<TAB>target', found no tab")
+        field_counts.setdefault(len(fields), []).append(number)
         raw.append((fields[0], fields[1]))
+    if len(field_counts) > 1:
+        usual = max(field_counts, key=lambda count: len(field_counts[count]))
+        odd = sorted(number for count, numbers in field_counts.items() if count > usual for number in numbers)
+        if odd:
+            shown = ", ".join(map(str, odd[:5])) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+            log.warning(
+                "%s, line(s) %s: more tab-separated fields than the file's usual %d (a tab inside a sentence?); "
+                "read as source, target and ignored fields",
+                path,
+                shown,
+                usual,
+            )
     report = ReadReport(path.name)
     pairs = _keep(raw, report, max_chars)
     report.log()

@@ -1,7 +1,8 @@
 """Reading text corpora line by line: plain or gzip, UTF-8, with errors that name file and line.
 
 A byte-order mark at the start is dropped; ``\\r\\n`` and lone ``\\r`` line endings count as
-line ends, so files from any platform read the same.
+line ends, so files from any platform read the same. Text in another encoding (UTF-16, Latin-1,
+Windows-1252) is refused, naming the file and the first line that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def iter_lines(path: Path) -> Iterator[str]:
     data = open_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise CorpusError(f"{path}: UTF-16 text (byte-order mark {data[:2].hex(' ')}); save it as UTF-8")
     lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -44,5 +47,6 @@ def iter_lines(path: Path) -> Iterator[str]:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise CorpusError(
-                f"{path}, line {number}: invalid UTF-8 (byte {error.start + 1} of the line: {raw[error.start : error.start + 1]!r})"
+                f"{path}, line {number}: invalid UTF-8 (byte {error.start + 1} of the line: "
+                f"{raw[error.start : error.start + 1]!r}); if the file is Latin-1 or Windows-1252, save it as UTF-8"
             ) from None

@@ -11,13 +11,13 @@ import torch
 
 from selfattention.data.batching import collate, make_example
 from selfattention.data.marian_tokenizer import load_tokenizer
-from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
 from selfattention.model import Transformer
-from selfattention.model_io import load_model
+from selfattention.model_io import ModelFileError, load_model
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,22 @@ class Translator:
 
     @classmethod
     def load(cls, directory: Path | str, device: str = "cpu") -> Translator:
-        """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair)."""
-        return cls(load_model(directory, device=device), load_tokenizer(directory))
+        """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair).
+
+        A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
+        its ids would index the wrong embeddings, or none at all.
+        """
+        directory = Path(directory)
+        model, tokenizer = load_model(directory, device=device), load_tokenizer(directory)
+        expected = model.config.vocab_size if model.config is not None else tokenizer.vocab_size
+        if tokenizer.vocab_size != expected:
+            single_file = directory / TOKENIZER_FILE  # an imported Marian pair has several
+            raise ModelFileError(
+                single_file if single_file.is_file() else directory,
+                f"the tokenizer has {tokenizer.vocab_size} pieces, but config.json's vocab_size is {expected}: "
+                "it belongs to another model",
+            )
+        return cls(model, tokenizer)
 
     def translate(
         self,

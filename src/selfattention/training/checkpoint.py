@@ -5,7 +5,10 @@ A checkpoint is a directory ``checkpoints/step-00001000/`` holding a loadable mo
 (``optimizer.safetensors``, which also holds the random-number state, on CUDA too, and with
 ``train.precision=fp16`` the loss scale) and ``trainer.json``
 (step, epoch, position in the epoch, best score). It is written under a temporary name and
-renamed into place, so a checkpoint directory on disk is always complete. Nothing is pickled.
+renamed into place, and an old one is renamed out of the way before it is deleted, so every
+``step-*`` directory on disk is complete, whenever the process is killed. Hidden leftovers of a
+killed write or deletion (``.tmp-*``, ``.old-*``, ``.deleting-*``) are never listed and are
+removed by the next write. Nothing is pickled; both tensor files carry a CRC-32 checksum.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from selfattention.data.tokenizer import Tokenizer
 from selfattention.model import Transformer
-from selfattention.model_io import ModelFileError, load_weights, save_model
+from selfattention.model_io import (
+    ModelFileError,
+    check_checksum,
+    checksum_metadata,
+    load_weights,
+    read_tensors,
+    save_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +73,7 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir(run_dir, progress.step)
     tmp = root / f".tmp-step-{progress.step:08d}"
-    for stale in root.glob(".tmp-step-*"):  # left by an earlier failed write
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_leftovers(root)
     try:
         save_model(model, tmp)
         tokenizer.save(tmp)
@@ -75,20 +83,56 @@ def save_checkpoint(
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
         if grad_scaler is not None:  # fp16 training: the loss scale and its growth counter
             tensors.update({f"scaler.{k}": torch.tensor(v) for k, v in _scaler_state(grad_scaler).items()})
-        save_file(tensors, str(tmp / OPTIMIZER_FILE))
+        save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata=checksum_metadata(tensors))
         document = {"progress": progress.to_dict(), "param_groups": groups, "run_config": run_config}
         (tmp / TRAINER_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         _fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    _fsync_dir(root)
+    replace_directory(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_directory(old)
     return final
+
+
+def replace_directory(complete: Path, target: Path) -> None:
+    """Put the complete directory ``complete`` at ``target``, replacing what is there.
+
+    Each step is one rename, so a process killed at any moment leaves ``target`` either the old
+    directory, the new one, or (between the two renames) absent; hidden copies are left then,
+    which :func:`remove_leftovers` clears, and a resumed run starts from an earlier checkpoint.
+    """
+    old = target.with_name(f".old-{target.name}")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    complete.rename(target)
+    _fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_directory(path: Path) -> None:
+    """Delete a directory, first renaming it to a hidden name so that no half-deleted one is ever listed."""
+    hidden = path.with_name(f".deleting-{path.name}")
+    shutil.rmtree(hidden, ignore_errors=True)
+    path.rename(hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def remove_leftovers(directory: Path, names: tuple[str, ...] = ("*",)) -> None:
+    """Remove what a killed write, replacement or deletion of ``names`` left in ``directory``.
+
+    Only the hidden names this module and ``atomic_write`` give temporary copies are touched; the
+    default ``*`` is for a directory the run owns entirely (``checkpoints/``).
+    """
+    patterns = [f"{prefix}{name}" for name in names for prefix in (".tmp-", ".old-", ".deleting-")]
+    for pattern in patterns + [f".{name}.tmp-*" for name in names]:  # the last: atomic_write's temporary files
+        for stale in directory.glob(pattern):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -118,10 +162,8 @@ def load_checkpoint(
         progress = Progress(**document["progress"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelFileError(trainer_file, f"unreadable training state ({error})") from None
-    try:
-        tensors = load_file(str(path / OPTIMIZER_FILE))
-    except (SafetensorError, OSError) as error:
-        raise ModelFileError(path / OPTIMIZER_FILE, f"unreadable optimiser state ({error})") from None
+    tensors, metadata = read_tensors(path / OPTIMIZER_FILE)
+    check_checksum(path / OPTIMIZER_FILE, tensors, metadata)
     try:
         torch.set_rng_state(tensors.pop("rng.torch"))
         cuda_rng = tensors.pop("rng.cuda", None)

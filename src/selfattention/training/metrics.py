@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from selfattention.model_io import atomic_write
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -18,15 +20,15 @@ class MetricsLog:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """Drop records beyond ``step`` (written after the checkpoint a resumed run starts from)."""
+        """Drop records beyond ``step`` (written after the checkpoint a resumed run starts from).
+
+        A line a killed process left half-written is dropped too; the file is replaced atomically.
+        """
         if not self.path.is_file():
             return
-        kept = [
-            line
-            for line in self.path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = "".join(line + "\n" for line in lines if line.strip() and _step_of(line) <= step)
+        atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _step_of(line: str) -> float:

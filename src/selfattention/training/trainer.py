@@ -2,10 +2,14 @@
 
 One run lives in a directory: ``tokenizer.model``, ``run_config.json``, ``metrics.jsonl``,
 ``checkpoints/step-*/`` (the newest few), ``best/`` (the model with the best validation BLEU),
-``averaged/`` (optional) and ``curves.png``. A run stopped at any moment and started again with
-``resume=True`` continues from its newest checkpoint and ends with the same weights as a run
-that was never stopped: the batch order depends only on the seed and the epoch, and the
-random-number state is saved with each checkpoint.
+``averaged/`` (optional) and ``curves.png``. A run stopped at any moment (killed, even while it
+writes a checkpoint) and started again with ``resume=True`` continues from its newest checkpoint
+and ends with the same weights as a run that was never stopped: the batch order depends only on
+the seed and the epoch, and the random-number state is saved with each checkpoint.
+
+Faults stop training with a :class:`TrainingError` that names the run directory and the last good
+checkpoint: a write that fails (full disk, read-only file system), or a loss or gradient that is
+not finite for ``MAX_BAD_STEPS`` steps in a row (a single one skips its step, with a warning).
 
 Under ``torchrun`` the same loop runs in every process (see :mod:`.distributed`): each step's
 batches are shared out, gradients summed, and rank 0 alone validates and writes the run directory.
@@ -19,9 +23,10 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,12 +35,16 @@ from torch import nn
 from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, make_example, token_batches
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.model import Transformer, build_model
-from selfattention.model_io import load_weights, save_model
+from selfattention.model_io import atomic_write, load_weights, save_model
 from selfattention.training.checkpoint import (
+    CHECKPOINTS,
     Progress,
     checkpoint_dir,
     list_checkpoints,
     load_checkpoint,
+    remove_directory,
+    remove_leftovers,
+    replace_directory,
     save_checkpoint,
 )
 from selfattention.training.config import RunConfig
@@ -53,7 +62,8 @@ from selfattention.training.schedule import inverse_sqrt_lr
 
 log = logging.getLogger(__name__)
 
-MAX_BAD_STEPS = 5  # consecutive non-finite losses before training gives up
+RUN_FILES = ("best", "tokenizer.model", "run_config.json", "metrics.jsonl")  # written by replacement
+MAX_BAD_STEPS = 5  # consecutive steps with a non-finite loss or gradient before training gives up
 
 
 class TrainingError(RuntimeError):
@@ -115,7 +125,10 @@ class Trainer:
             )
         main = self.dist.is_main
         if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with self._writing("the run directory"):
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                remove_leftovers(self.run_dir, RUN_FILES)  # what a killed run left half-done
+                remove_leftovers(self.run_dir / CHECKPOINTS)
         corpora = [
             load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars) for name in data_cfg.corpora
         ]
@@ -130,7 +143,8 @@ class Trainer:
             else:
                 log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
                 self.tokenizer = Tokenizer.train([text for pair in train_pairs for text in pair], data_cfg.vocab_size)
-                self.tokenizer.save(tokenizer_path)
+                with self._writing("tokenizer.model"):
+                    self.tokenizer.save(tokenizer_path)
         self.dist.barrier()
         if not main:
             self.tokenizer = Tokenizer.load(tokenizer_path)
@@ -139,9 +153,9 @@ class Trainer:
         )
         self.config = replace(self.config, model=model_cfg)
         if main:
-            (self.run_dir / "run_config.json").write_text(
-                json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8"
-            )
+            text = json.dumps(self.config.to_dict(), indent=2) + "\n"
+            with self._writing("run_config.json"):
+                atomic_write(self.run_dir / "run_config.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
         self.examples = [
             example
             for pairs, count in zip(corpora, data_cfg.repeat_counts(), strict=True)
@@ -159,11 +173,16 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" else None
         self.progress = Progress()
+        self.saved_step = -1  # the step of the newest checkpoint on disk
         if resume and existing:
             self.progress, _ = load_checkpoint(existing[-1], self.model, self.optimizer, self.scaler)
-            if main:
-                self.metrics.truncate_after(self.progress.step)
+            self.saved_step = self.progress.step
             log.info("resumed from %s (step %d, epoch %d)", existing[-1], self.progress.step, self.progress.epoch)
+        if main:
+            with self._writing("metrics.jsonl"):  # records after the checkpoint (all, without one) are redone
+                self.metrics.truncate_after(self.progress.step)
+            if existing and resume and self.progress.best_step == self.progress.step:  # publishing may have been cut
+                self._publish(existing[-1], self.run_dir / "best")
         self.network = wrap_model(self.model, self.dist)  # DistributedDataParallel under torchrun
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info(
@@ -205,7 +224,7 @@ class Trainer:
         started = time.monotonic() - self.progress.seconds
         stretch_start = time.monotonic()
         bad_steps = 0
-        stop_reason = ""
+        stop_reason = self._steps_used_up() or self._patience_used_up()  # a finished run, resumed, stays finished
         while self.progress.epoch < cfg.max_epochs and not stop_reason:
             batches = token_batches(self.examples, cfg.max_tokens, seed=cfg.seed, epoch=self.progress.epoch)
             bar = self._bar(len(batches))
@@ -219,13 +238,16 @@ class Trainer:
                 if loss is None:
                     bad_steps += 1
                     log.warning(
-                        "step %d: loss is not finite; update skipped (%d in a row)", self.progress.step + 1, bad_steps
+                        "step %d: loss or gradients not finite; update skipped (%d in a row)",
+                        self.progress.step + 1,
+                        bad_steps,
                     )
                     if bad_steps >= MAX_BAD_STEPS:
                         self.progress.seconds = time.monotonic() - started
                         raise TrainingError(
-                            f"the loss was not finite for {bad_steps} steps in a row; stopped. "
-                            f"Last good checkpoint: {self._latest_name()}. Try a lower train.peak_lr."
+                            f"the loss or its gradients were not finite for {bad_steps} steps in a row; training "
+                            f"in {self.run_dir} stopped. Last good checkpoint: {self._latest_name()}. "
+                            "Try a lower train.peak_lr."
                         )
                     continue
                 bad_steps = 0
@@ -236,7 +258,7 @@ class Trainer:
                 lr = self.optimizer.param_groups[0]["lr"]
                 if self.dist.is_main and (self.progress.step % 25 == 0 or self.progress.step == 1):
                     rate = window_tokens / max(now - window_start, 1e-9)
-                    self.metrics.write(
+                    self._write_metrics(
                         {
                             "kind": "train",
                             "step": self.progress.step,
@@ -251,11 +273,11 @@ class Trainer:
                     window_tokens, window_start = 0, now
                     if bar is not None:
                         bar.set_postfix(loss=f"{nll:.3f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}", step=self.progress.step)
-                if cfg.checkpoint_every and self.progress.step % cfg.checkpoint_every == 0:
+                epoch_ends = self.progress.batch_in_epoch >= len(batches)  # its own checkpoint follows at once
+                if cfg.checkpoint_every and self.progress.step % cfg.checkpoint_every == 0 and not epoch_ends:
                     self._checkpoint()
-                if cfg.max_steps and self.progress.step >= cfg.max_steps:
-                    stop_reason = f"reached train.max_steps={cfg.max_steps}"
-                elif cfg.max_minutes and self.dist.any(now - stretch_start >= cfg.max_minutes * 60):
+                stop_reason = self._steps_used_up()
+                if not stop_reason and cfg.max_minutes and self.dist.any(now - stretch_start >= cfg.max_minutes * 60):
                     stop_reason = f"reached train.max_minutes={cfg.max_minutes:g} for this stretch"
                 if stop_reason:
                     break
@@ -263,7 +285,7 @@ class Trainer:
                 bar.close()
             if self.progress.batch_in_epoch >= len(batches):
                 stop_reason = self._end_epoch() or stop_reason
-            else:
+            elif self.saved_step != self.progress.step:
                 self._checkpoint()
         log.info("training stopped: %s", stop_reason or f"reached train.max_epochs={cfg.max_epochs}")
         if self.dist.is_main:
@@ -315,11 +337,12 @@ class Trainer:
                 return None, math.nan, total_tokens
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if cfg.clip_norm > 0:
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-            if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
-                self.optimizer.zero_grad(set_to_none=True)
-                return None, math.nan, total_tokens
+        # The gradients' norm, clipped or not (with train.clip_norm=0 the factor is exactly 1): one
+        # that is not finite skips the step, as a non-finite loss does.
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm if cfg.clip_norm > 0 else math.inf)
+        if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
+            self.optimizer.zero_grad(set_to_none=True)
+            return None, math.nan, total_tokens
         lr = inverse_sqrt_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -366,7 +389,7 @@ class Trainer:
         assert self.dist is not None
         result = self.dist.broadcast(self.validate() if self.dist.is_main else None)  # the others wait for it
         if self.dist.is_main:
-            self.metrics.write(
+            self._write_metrics(
                 {
                     "kind": "valid",
                     "step": self.progress.step,
@@ -391,6 +414,13 @@ class Trainer:
         checkpoint = self._checkpoint(epoch_end=True)
         if improved and self.dist.is_main:
             self._publish(checkpoint, self.run_dir / "best")
+        return self._patience_used_up()
+
+    def _steps_used_up(self) -> str:
+        max_steps = self.config.train.max_steps
+        return f"reached train.max_steps={max_steps}" if max_steps and self.progress.step >= max_steps else ""
+
+    def _patience_used_up(self) -> str:
         patience = self.config.train.patience
         if patience and self.progress.stale_epochs >= patience:
             return f"no better validation BLEU for {patience} epochs"
@@ -398,43 +428,58 @@ class Trainer:
 
     def _checkpoint(self, epoch_end: bool = False) -> Path:
         """Write a checkpoint (rank 0 only; every process gets its path)."""
+        self.saved_step = self.progress.step
         if self.dist is not None and not self.dist.is_main:
             return checkpoint_dir(self.run_dir, self.progress.step)
-        keep = self.config.train.keep_checkpoints
-        try:
-            path = save_checkpoint(
+        average_last = self.config.train.average_last
+        with self._writing("a checkpoint"):
+            if epoch_end and average_last > 1:  # before the checkpoint: a resumed run writes it again
+                epochs = self.run_dir / "epochs"
+                save_model(self.model, epochs / f"epoch-{self.progress.epoch:03d}")
+                remove_leftovers(epochs)
+                for old in sorted(epochs.glob("epoch-*"))[:-average_last]:
+                    remove_directory(old)
+            return save_checkpoint(
                 self.run_dir,
                 self.model,
                 self.tokenizer,
                 self.optimizer,
                 self.progress,
                 self.config.to_dict(),
-                keep,
+                self.config.train.keep_checkpoints,
                 grad_scaler=self.scaler,
             )
-            if epoch_end and self.config.train.average_last > 1:
-                epochs = self.run_dir / "epochs"
-                save_model(self.model, epochs / f"epoch-{self.progress.epoch:03d}")
-                for old in sorted(epochs.glob("epoch-*"))[: -self.config.train.average_last]:
-                    shutil.rmtree(old, ignore_errors=True)
-            return path
-        except (OSError, SafetensorError) as error:  # safetensors reports I/O errors as SafetensorError
-            reason = getattr(error, "strerror", None) or error
-            raise TrainingError(
-                f"cannot write a checkpoint in {self.run_dir} ({reason}); training stopped. "
-                f"Last good checkpoint: {self._latest_name()}."
-            ) from None
 
     def _publish(self, checkpoint: Path, target: Path) -> None:
-        tmp = target.with_name(f".{target.name}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        for name in ("config.json", "model.safetensors", "tokenizer.model"):
-            shutil.copy2(checkpoint / name, tmp / name)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        """Copy a checkpoint's model files to ``target`` (``best/``), which is never left half-written."""
+        tmp = target.with_name(f".tmp-{target.name}")
+        with self._writing(f"{target.name}/"):
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                tmp.mkdir(parents=True)
+                for name in ("config.json", "model.safetensors", "tokenizer.model"):
+                    shutil.copy2(checkpoint / name, tmp / name)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its space back
+                raise
+            replace_directory(tmp, target)
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        with self._writing("metrics.jsonl"):
+            self.metrics.write(record)
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn a failed write into a TrainingError that names the run directory and the last good checkpoint."""
+        try:
+            yield
+        except (OSError, SafetensorError) as error:  # safetensors reports I/O errors as SafetensorError
+            reason = getattr(error, "strerror", None) or error
+            where = getattr(error, "filename", None)
+            raise TrainingError(
+                f"cannot write {what} in {self.run_dir} ({reason}{f': {where}' if where else ''}); training "
+                f"stopped. Last good checkpoint: {self._latest_name()}."
+            ) from None
 
     def _finish(self) -> None:
         n = self.config.train.average_last
@@ -442,12 +487,13 @@ class Trainer:
             epochs = sorted((self.run_dir / "epochs").glob("epoch-*"))[-n:]
             if len(epochs) >= 2:
                 average_checkpoints(epochs, self.model)
-                save_model(self.model, self.run_dir / "averaged")
-                self.tokenizer.save(self.run_dir / "averaged")
+                with self._writing("averaged/"):
+                    save_model(self.model, self.run_dir / "averaged")
+                    self.tokenizer.save(self.run_dir / "averaged")
                 log.info("averaged %d epoch checkpoints into %s", len(epochs), self.run_dir / "averaged")
         try:
             plot_curves(self.run_dir)
-        except (ImportError, FileNotFoundError, ValueError) as error:
+        except (ImportError, OSError, ValueError) as error:  # FileNotFoundError is an OSError
             log.warning("learning curves not drawn: %s", error)
 
     def _latest_name(self) -> str:
