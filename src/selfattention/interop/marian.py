@@ -227,6 +227,7 @@ def config_from_marian(marian: dict[str, Any], path: Path) -> ModelConfig:
             decoder_layers=values["decoder_layers"],
             dropout=float(values["dropout"]),
             attention_dropout=float(values["attention_dropout"]),
+            activation_dropout=_activation_dropout(values),
             activation=activation,  # type: ignore[arg-type]
             norm="post",
             positional="sinusoidal" if hint == "sinusoidal" else "sinusoidal_halves",
@@ -385,7 +386,8 @@ def marian_config(config: ModelConfig, *, share: bool = True, tie: bool = True) 
         "activation_function": ACTIVATION_TO_MARIAN[config.activation],
         "dropout": config.dropout,
         "attention_dropout": config.attention_dropout,
-        "activation_dropout": config.dropout,  # ours drops out after the activation at the same rate
+        # ours drops out after the activation at `dropout`'s rate unless activation_dropout says otherwise
+        "activation_dropout": config.dropout if config.activation_dropout is None else config.activation_dropout,
         "max_position_embeddings": config.max_positions,
         "scale_embedding": config.scale_embedding,
         "pad_token_id": config.pad_id,
@@ -485,3 +487,9 @@ def permute_width(tensors: dict[str, Tensor], order: Tensor) -> dict[str, Tensor
         else:
             permuted[name] = tensor
     return permuted
+
+
+def _activation_dropout(values: dict[str, Any]) -> float | None:
+    """Marian's dropout after the activation; ``None`` (ours: the same as ``dropout``) when equal to it."""
+    rate = float(values.get("activation_dropout", 0.0))
+    return None if rate == float(values["dropout"]) else rate
