@@ -62,7 +62,7 @@ def test_explain_toy_example_matches_the_seed(capsys):
     ("argv", "message"),
     [
         (["explain", "I am good", "--random", "--layer", "6"], "--layer 6 does not exist: the model has layers 0 to 5"),
-        (["explain", "I am good", "--layer", "5"], "--layer 5 does not exist: the model has layers 0 to 4"),
+        (["explain", "I am good", "--layer", "4"], "--layer 4 does not exist: the model has layers 0 to 3"),
         (["explain", "I am good", "--head", "-1"], "--head -1 does not exist"),
         (["explain", "   "], "give an English sentence"),
         (["explain", "I am good", "--random", "--kind", "cross"], "needs the French side"),
