@@ -31,9 +31,10 @@ from selfattention.training import (
     train,
 )
 from selfattention.training.checkpoint import list_checkpoints
+from selfattention.training.config import TrainConfig
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import read_metrics
-from selfattention.training.schedule import inverse_sqrt_lr
+from selfattention.training.schedule import inverse_sqrt_lr, scheduled_lr
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -104,6 +105,30 @@ def test_schedule_without_warmup_and_at_step_zero() -> None:
     assert inverse_sqrt_lr(1, 1e-3, 0) == pytest.approx(1e-3)
     assert inverse_sqrt_lr(16, 1e-3, 0) == pytest.approx(1e-3 / 4)
     assert inverse_sqrt_lr(0, 1e-3, 10) == inverse_sqrt_lr(1, 1e-3, 10)
+
+
+def test_cooldown_falls_linearly_from_the_curve_to_near_zero_at_max_steps() -> None:
+    peak, warmup, max_steps, cooldown = 1e-3, 100, 1000, 300
+    start = max_steps - cooldown
+    for step in (1, 50, 100, 400, start):  # before the cool-down: the plain curve
+        assert scheduled_lr(step, peak, warmup, max_steps, cooldown) == inverse_sqrt_lr(step, peak, warmup)
+    at_start = inverse_sqrt_lr(start, peak, warmup)
+    rates = [scheduled_lr(s, peak, warmup, max_steps, cooldown) for s in range(start + 1, max_steps + 1)]
+    assert all(a > b for a, b in pairwise(rates))
+    steps_down = [a - b for a, b in pairwise(rates)]  # linear: the same decrement every step
+    assert max(steps_down) == pytest.approx(min(steps_down), rel=1e-9)
+    assert rates[0] == pytest.approx(at_start * cooldown / (cooldown + 1))
+    assert rates[-1] == pytest.approx(at_start / (cooldown + 1))  # the last step still moves a little
+    assert rates[-1] < inverse_sqrt_lr(max_steps, peak, warmup) / 100
+    # without max_steps or with no cool-down, the schedule is the paper's
+    assert scheduled_lr(900, peak, warmup, 0, 300) == inverse_sqrt_lr(900, peak, warmup)
+    assert scheduled_lr(900, peak, warmup, 1000, 0) == inverse_sqrt_lr(900, peak, warmup)
+
+
+@pytest.mark.parametrize(("max_steps", "cooldown"), [(0, 100), (50, 100), (100, -1)])
+def test_cooldown_needs_a_max_steps_it_fits_in(max_steps: int, cooldown: int) -> None:
+    with pytest.raises(ValueError, match="cooldown_steps"):
+        TrainConfig(max_steps=max_steps, cooldown_steps=cooldown)
 
 
 # -- loss ---------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class TrainConfig:
     max_epochs: int = 100
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # 0 = no limit; stops cleanly with a checkpoint
+    cooldown_steps: int = 0  # the last N of max_steps: the rate falls linearly to near zero
     patience: int = 5  # epochs without a better validation BLEU before stopping; 0 = never
     checkpoint_every: int = 1000  # optimiser steps
     keep_checkpoints: int = 5
@@ -84,6 +85,7 @@ class TrainConfig:
             "warmup_steps",
             "max_steps",
             "max_minutes",
+            "cooldown_steps",
             "patience",
             "checkpoint_every",
             "average_last",
@@ -95,6 +97,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0.0 < self.peak_lr < float("inf"):  # also refuses NaN
             raise ValueError(f"peak_lr must be a positive number, got {self.peak_lr}")
+        if self.cooldown_steps and not 0 < self.cooldown_steps <= self.max_steps:
+            raise ValueError(
+                f"cooldown_steps={self.cooldown_steps} needs max_steps at least as large (the cool-down ends the run), "
+                f"got max_steps={self.max_steps}"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 

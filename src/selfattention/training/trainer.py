@@ -58,7 +58,7 @@ from selfattention.training.distributed import (
 )
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
-from selfattention.training.schedule import inverse_sqrt_lr
+from selfattention.training.schedule import scheduled_lr
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class Trainer:
         if not torch.isfinite(norm) and self.scaler is None:  # fp16 overflows are the scaler's to skip
             self.optimizer.zero_grad(set_to_none=True)
             return None, math.nan, total_tokens
-        lr = inverse_sqrt_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps)
+        lr = scheduled_lr(self.progress.step + 1, cfg.peak_lr, cfg.warmup_steps, cfg.max_steps, cfg.cooldown_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.scaler is not None:
