@@ -1,0 +1,123 @@
+"""Achieved GFLOP/s in training and in decoding, against the machine's float32 matrix-multiply rate.
+
+    python benchmarks/flops.py [--sentences 512]
+
+The ceiling is the best median rate of square float32 matrix products (1024 to 4096) on 2
+threads, the most a dense float32 workload gets from these cores. Floating-point operations are
+counted by PyTorch's ``FlopCounterMode`` (matrix products and attention; element-wise work is not
+counted, so the figures are the useful arithmetic per second). Training: one optimiser step of
+the bundled model's shape on a batch of 128 sentences × 28 tokens (3,200 real target tokens).
+Decoding: greedy and beam-4 translation of the first ``--sentences`` Multi30k test sources,
+batch 32, with the bundled model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from selfattention.cli.common import resolve_model
+from selfattention.config import ModelConfig
+from selfattention.data.corpora import load_corpus
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.model import build_model
+from selfattention.runtime import tune_allocator
+from selfattention.training.loss import label_smoothed_loss
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    work()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def counted_flops(work: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        work()
+    return counter.get_total_flops()
+
+
+def matmul_ceiling() -> list[tuple[str, float]]:
+    rates = []
+    for n in (1024, 2048, 4096):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        seconds = median_seconds(lambda a=a, b=b: a @ b, 7 if n < 4096 else 3)
+        rates.append((f"{n} x {n} @ {n} x {n}", 2 * n**3 / seconds / 1e9))
+    a, b = torch.randn(3200, 256), torch.randn(256, 1024)  # a feed-forward layer's product in training
+    seconds = median_seconds(lambda: a @ b, 21)
+    rates.append(("3200 x 256 @ 256 x 1024 (feed-forward in training)", 2 * 3200 * 256 * 1024 / seconds / 1e9))
+    return rates
+
+
+def training_rate(config: ModelConfig) -> tuple[int, float]:
+    torch.manual_seed(0)
+    batch, length = 128, 28
+    src = torch.randint(4, config.vocab_size, (batch, length))
+    tgt = torch.randint(4, config.vocab_size, (batch, length))
+    src[:, -3:] = 0
+    tgt[:, -3:] = 0
+    real = tgt != 0
+    model = build_model(config).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        label_smoothed_loss(model(src, tgt, keep=real), tgt[real], 0, 0.1)[0].backward()
+        optimizer.step()
+
+    return counted_flops(step), median_seconds(step, 8)
+
+
+def decoding_rate(translator: Translator, sources: list[list[int]], beam: int) -> tuple[int, float]:
+    config = DecodingConfig(beam_size=beam, batch_size=32)
+    ordered = sorted(sources, key=len)
+
+    def run() -> None:
+        for start in range(0, len(ordered), 32):
+            translator.translate_ids(ordered[start : start + 32], config)
+
+    return counted_flops(run), median_seconds(run, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=512, help="Multi30k test sources to translate")
+    args = parser.parse_args()
+    tune_allocator()
+    torch.set_num_threads(2)
+    print(f"$ python benchmarks/flops.py --sentences {args.sentences}  (torch {torch.__version__}, 2 threads)\n")
+    ceiling = matmul_ceiling()
+    print("| float32 matrix product | GFLOP/s |")
+    print("| --- | ---: |")
+    for name, rate in ceiling:
+        print(f"| {name} | {rate:,.0f} |")
+    peak = max(rate for _, rate in ceiling)
+    translator = Translator.load(resolve_model(None))
+    assert translator.model.config is not None
+    pairs = load_corpus("multi30k", "test", None)[: args.sentences]
+    sources = translator.tokenizer.encode_batch([source for source, _ in pairs])
+    rows = [("training step (forward, backward, Adam), batch 128 x 28", *training_rate(translator.model.config))]
+    for beam in (1, 4):
+        name = f"{'greedy' if beam == 1 else 'beam 4'} decoding, batch 32, {len(sources)} sentences"
+        rows.append((name, *decoding_rate(translator, sources, beam)))
+    print(f"\nceiling: {peak:,.0f} GFLOP/s\n")
+    print("| work | GFLOP counted | seconds (median) | GFLOP/s | share of the ceiling |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, flops, seconds in rows:
+        rate = flops / seconds / 1e9
+        print(f"| {name} | {flops / 1e9:,.1f} | {seconds:.3f} | {rate:,.1f} | {rate / peak:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
