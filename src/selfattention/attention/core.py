@@ -178,8 +178,11 @@ def _fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: floa
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     # PyTorch's kernel returns NaN for a row that may attend to nothing: let such rows attend
-    # everywhere (a finite result), then zero them, which also zeroes their gradients.
+    # everywhere (a finite result), then zero them, which also zeroes their gradients. Without
+    # such rows (padding and causal masks), the kernel's own result is used, with no extra copy.
     allowed_any = mask.any(dim=-1, keepdim=True)  # (..., T, 1)
+    if bool(allowed_any.all()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     safe_mask = mask | ~allowed_any
     output = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask, dropout_p=dropout_p)
     return output * allowed_any.to(output.dtype)
