@@ -43,6 +43,8 @@ def scaled_dot_product_attention(
 ) -> tuple[Tensor, Tensor | None]:
     """Return ``(Z, weights)``; ``weights`` is ``None`` unless asked for (or recorded).
 
+    The fused kernel runs unless the weights are asked for or the recorder wants one of the explicit
+    path's steps; then the explicit steps run, in blocks of query rows (:func:`chunked_attention`).
     A query row whose mask allows nothing gets a zero output (and zero gradients), never NaN.
     """
     _check_shapes(q, k, v, mask)
