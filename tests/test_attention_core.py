@@ -217,6 +217,9 @@ class FakeRecorder:
     def at(self, name: str) -> FakeRecorder:
         return self
 
+    def wants(self, step: str) -> bool:
+        return True
+
     def record(self, step: str, value: torch.Tensor) -> None:
         assert step not in self.steps, f"step {step!r} recorded twice"
         self.steps[step] = value.detach().clone()

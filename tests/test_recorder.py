@@ -67,3 +67,63 @@ def test_trace_holds_no_autograd_graph(model):
     recorder = TraceRecorder()
     model.encode(torch.tensor([[3, 4]]), recorder=recorder)
     assert not recorder.attention("encoder", 0).weights.requires_grad
+
+
+# --- light traces: the chosen calls only, no stored scores -----------------------------------
+
+
+def test_a_trace_never_stores_the_scores_and_recomputes_them_from_q_and_k(model):
+    recorder = TraceRecorder()
+    with torch.no_grad():
+        model(torch.tensor([[5, 6, 7, 8]]), torch.tensor([[1, 9, 10]]), recorder=recorder)
+    assert not [name for name in recorder.names() if name.endswith("scores")]
+    step = recorder.attention("decoder", 1)
+    assert torch.equal(step.scores, step.q @ step.k.transpose(-2, -1))
+    # the decoder's raw scores are unmasked, as the explicit path computes them; the weights are masked
+    assert torch.all(step.weights[0, :, 0, 1:] == 0)
+
+
+def test_a_selective_trace_keeps_only_the_chosen_calls_and_the_layer_outputs(model):
+    src, tgt = torch.tensor([[5, 6, 7, 8]]), torch.tensor([[1, 9, 10]])
+    full, chosen = TraceRecorder(), TraceRecorder(kinds=["cross"], layers=[1])
+    with torch.no_grad():
+        plain = model(src, tgt)
+        traced = model(src, tgt, recorder=chosen)
+        model(src, tgt, recorder=full)
+    assert torch.allclose(plain, traced, atol=1e-5)
+    assert chosen.recorded_layers("cross") == [1]
+    assert chosen.layers("encoder") == chosen.layers("decoder") == 0
+    assert not [name for name in chosen.names() if "self_attn" in name]
+    mine, reference = chosen.attention("cross", 1), full.attention("cross", 1)
+    for name in ("x", "q", "k", "v", "weights", "output", "attended"):
+        assert torch.allclose(getattr(mine, name), getattr(reference, name), atol=1e-6), name
+    assert torch.allclose(chosen.hidden("encoder", 1), full.hidden("encoder", 1), atol=1e-5)  # outputs are always kept
+    with pytest.raises(ValueError, match=r"layer 0 was not recorded for cross attention \(recorded layers: 1\)"):
+        chosen.attention("cross", 0)
+    with pytest.raises(ValueError, match=r"layer 0 was not recorded for encoder attention \(none was recorded\)"):
+        chosen.attention("encoder", 0)
+
+
+def test_calls_not_chosen_run_the_fused_path(model, monkeypatch):
+    from selfattention.attention import core
+
+    explicit_calls = []
+    original = core.explicit_attention
+
+    def counting(*args, **kwargs):
+        explicit_calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(core, "explicit_attention", counting)
+    with torch.no_grad():
+        model.encode(torch.tensor([[3, 4, 5]]), recorder=TraceRecorder(kinds=["encoder"], layers=[1]))
+    assert len(explicit_calls) == 1  # layer 1 only; layer 0 ran fused
+    explicit_calls.clear()
+    with torch.no_grad():
+        model.encode(torch.tensor([[3, 4, 5]]), recorder=TraceRecorder(kinds=()))
+    assert explicit_calls == []
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown attention kind"):
+        TraceRecorder(kinds=["sideways"])  # type: ignore[list-item]

@@ -1,7 +1,7 @@
 """The attention mechanism: masks, scaled dot-product attention, multi-head attention, KV cache."""
 
 from selfattention.attention.cache import KVCache
-from selfattention.attention.core import explicit_attention, scaled_dot_product_attention
+from selfattention.attention.core import chunked_attention, explicit_attention, scaled_dot_product_attention
 from selfattention.attention.masks import (
     causal_mask,
     combine_masks,
@@ -17,6 +17,7 @@ __all__ = [
     "MultiHeadAttention",
     "Recorder",
     "causal_mask",
+    "chunked_attention",
     "combine_masks",
     "explicit_attention",
     "lengths_mask",

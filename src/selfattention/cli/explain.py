@@ -89,7 +89,10 @@ def run_explain(args: argparse.Namespace) -> int:
     check_layer_and_head(config, args.kind, args.layer, args.head)
     text = check_sentence(text, encode=translator.tokenizer.encode)
     target = check_target(args.target, what="--target")
-    trace = trace_translation(translator.model, translator.tokenizer, text, target=target)
+    # Only the call shown is kept: the others run the fused kernel, and no scores are stored.
+    trace = trace_translation(
+        translator.model, translator.tokenizer, text, target=target, kinds=[args.kind], layers=[args.layer]
+    )
     sys.stdout.write(
         f"Model: {model_dir} (d_model {config.d_model}, {config.n_heads} heads of d_k {config.head_dim}, "
         f"{config.encoder_layers} + {config.decoder_layers} layers)\n"
@@ -125,7 +128,7 @@ def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
         "6 + 6 layers.\nThe weights are random (untrained), so the pattern "
         "shows the mechanics, not meaning.\n\n"
     )
-    recorder = TraceRecorder()
+    recorder = TraceRecorder(kinds=[args.kind], layers=[args.layer])  # only the call shown is kept
     src = word_ids(words)
     query_tokens, key_tokens = words, words
     with torch.no_grad():

@@ -48,7 +48,7 @@ def word_in_context(model: Transformer, tokenizer: SubwordTokenizer, sentence: s
     words = group_words(labels)
     index = find_word(words, word)
     positions = list(words[index].pieces)
-    recorder = TraceRecorder()
+    recorder = TraceRecorder(kinds=())  # the layers' outputs only: every attention call runs fused
     with torch.inference_mode():
         model.encode(torch.tensor([ids], device=next(model.parameters()).device), recorder=recorder)
     layers = [recorder.hidden("encoder", layer) for layer in range(-1, len(model.encoder.layers))]

@@ -4,6 +4,10 @@ Takes the steps a :class:`TraceRecorder` collected and lays out, for one layer a
 what the seeds show: the shapes of X, Q, K and V; the score matrix Q·Kᵀ; its division by
 sqrt(d_k); the softmax rows as percentages; Z; and one sentence per row saying where the word
 looks. :func:`render_explanation` turns it into text with the tokens as row and column labels.
+
+A long input (thousands of tokens) is shown through a window: ``max_tokens`` keeps the matrices to
+their first rows and columns, and each row's sentence to its strongest keys (the row sums are
+still those of the whole rows). The scores are computed for the chosen head only, from its Q and K.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from selfattention.attention.core import scale_scores, similarity_scores
 from selfattention.inspection.recorder import AttentionKind, AttentionStep
 
 KIND_TITLES: dict[str, str] = {
@@ -45,12 +50,17 @@ class HeadExplanation:
     output: Tensor  # (T, Dh)
     has_bias: bool = True
 
-    def row_sentence(self, row: int) -> str:
-        """E.g. "'I' attends to itself 90 %, to 'am' 7 %, to 'good' 3 %."."""
+    def row_sentence(self, row: int, max_keys: int | None = None) -> str:
+        """E.g. "'I' attends to itself 90 %, to 'am' 7 %, to 'good' 3 %.".
+
+        With more keys than ``max_keys``, the sentence names the ``max_keys`` strongest and sums the rest.
+        """
         token = self.query_tokens[row]
+        if max_keys is not None and len(self.key_tokens) > max_keys:
+            return self._strongest_sentence(row, max_keys)
         parts = []
-        for column, key in enumerate(self.key_tokens):
-            share = _percent(float(self.weights[row, column]))
+        for column, (key, weight) in enumerate(zip(self.key_tokens, self.weights[row].tolist(), strict=True)):
+            share = _percent(weight)
             self_attention = self.kind != "cross" and column == row
             target = "itself" if self_attention else f"'{key}'"
             parts.append(f"to {target} {share}")
@@ -63,6 +73,19 @@ class HeadExplanation:
         if len(self.key_tokens) > 4:
             lead += f" Strongest: '{self.key_tokens[strongest]}'."
         return lead
+
+    def _strongest_sentence(self, row: int, count: int) -> str:
+        token, weights = self.query_tokens[row], self.weights[row]
+        if float(weights.sum()) == 0.0:
+            return f"'{token}' may attend to nothing here (masked), so its output is zero."
+        top = torch.topk(weights, count)
+        parts = []
+        for column, weight in zip(top.indices.tolist(), top.values.tolist(), strict=True):
+            target = "itself" if self.kind != "cross" and column == row else f"'{self.key_tokens[column]}'"
+            parts.append(f"to {target} {_percent(weight)}")
+        rest = float(weights.sum()) - sum(top.values.tolist())
+        others = len(self.key_tokens) - count
+        return f"'{token}' attends most " + ", ".join(parts) + f"; the other {others:,} tokens share {_percent(rest)}."
 
 
 def explain_head(
@@ -79,12 +102,13 @@ def explain_head(
     if not 0 <= head < n_heads:
         raise ValueError(f"head {head} does not exist: this layer has heads 0 to {n_heads - 1}")
     key_tokens = query_tokens if key_tokens is None else key_tokens
-    t, s = step.scores.shape[-2:]
+    t, s = step.weights.shape[-2:]
     if len(query_tokens) != t or len(key_tokens) != s:
         raise ValueError(
             f"{len(query_tokens)} query and {len(key_tokens)} key labels given for a {t} x {s} score matrix"
         )
     b = batch_index
+    scores = similarity_scores(step.q[b, head], step.k[b, head])  # (T, S), this head's only
     return HeadExplanation(
         kind=step.kind,
         layer=step.layer,
@@ -98,18 +122,29 @@ def explain_head(
         q=step.q[b, head],
         k=step.k[b, head],
         v=step.v[b, head],
-        scores=step.scores[b, head],
-        scaled_scores=step.scaled_scores[b, head],
+        scores=scores,
+        scaled_scores=scale_scores(scores, step.head_dim),
         weights=step.weights[b, head],
         output=step.output[b, head],
         has_bias=has_bias,
     )
 
 
-def render_explanation(explanation: HeadExplanation, *, max_columns: int = 8) -> str:
-    """The steps as text, the tokens labelling rows and columns."""
+def render_explanation(explanation: HeadExplanation, *, max_columns: int = 8, max_tokens: int | None = None) -> str:
+    """The steps as text, the tokens labelling rows and columns.
+
+    ``max_tokens`` shows at most that many rows and columns of each matrix (all by default).
+    """
     e = explanation
     t, s = len(e.query_tokens), len(e.key_tokens)
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    rows_shown = t if max_tokens is None else min(t, max_tokens)
+    columns_shown = s if max_tokens is None else min(s, max_tokens)
+    window = (rows_shown, columns_shown) != (t, s)
+    shown = (slice(0, rows_shown), slice(0, columns_shown))
+    row_labels, column_labels = e.query_tokens[:rows_shown], e.key_tokens[:columns_shown]
+    window_note = f" (first {rows_shown} of {t} rows, {columns_shown} of {s} columns)" if window else ""
     sqrt_dk = math.sqrt(e.d_k)
     sqrt_text = f"{sqrt_dk:g}" if sqrt_dk.is_integer() else f"{sqrt_dk:.4f}"
     bias = " + b" if e.has_bias else ""
@@ -130,21 +165,25 @@ def render_explanation(explanation: HeadExplanation, *, max_columns: int = 8) ->
         "Shapes",
         *(f"  {name.ljust(name_width)}  {shape.ljust(shape_width)}  {note}" for name, shape, note in shapes),
         "",
-        f"Step 1: similarity scores Q·Kᵀ ({t} x {s}); row = query word, column = key word",
-        *_matrix(e.scores, e.query_tokens, e.key_tokens, _number),
+        f"Step 1: similarity scores Q·Kᵀ ({t} x {s}); row = query word, column = key word{window_note}",
+        *_matrix(e.scores[shown], row_labels, column_labels, _number),
         "",
         f"Step 2: divide by sqrt(d_k) = sqrt({e.d_k}) = {sqrt_text}, which keeps the softmax's gradients stable",
-        *_matrix(e.scaled_scores, e.query_tokens, e.key_tokens, _number),
+        *_matrix(e.scaled_scores[shown], row_labels, column_labels, _number),
         "",
-        "Step 3: softmax along each row: attention weights in percent, each row sums to 100 %",
-        *_matrix(e.weights, e.query_tokens, e.key_tokens, _percent, row_sums=True),
+        "Step 3: softmax along each row: attention weights in percent, each row sums to 100 %"
+        + (" (the sums are of whole rows)" if window else ""),
+        *_matrix(e.weights[shown], row_labels, column_labels, _percent, row_sums=e.weights[:rows_shown].sum(dim=-1)),
         "",
         f"Step 4: Z = weights·V ({t} x {e.d_k}): each row is the weighted sum of the value vectors"
-        + (f" (first {max_columns} of {e.d_k} columns)" if e.d_k > max_columns else ""),
-        *_matrix(e.output[:, :max_columns], e.query_tokens, [f"z{j}" for j in range(min(e.d_k, max_columns))], _number),
+        + (f" (first {max_columns} of {e.d_k} columns)" if e.d_k > max_columns else "")
+        + (f" (first {rows_shown} of {t} rows)" if rows_shown < t else ""),
+        *_matrix(
+            e.output[:rows_shown, :max_columns], row_labels, [f"z{j}" for j in range(min(e.d_k, max_columns))], _number
+        ),
         "",
-        "Reading the rows",
-        *(f"  {e.row_sentence(row)}" for row in range(t)),
+        "Reading the rows" + (f" (the first {rows_shown} of {t})" if rows_shown < t else ""),
+        *(f"  {e.row_sentence(row, max_tokens)}" for row in range(rows_shown)),
     ]
     return "\n".join(lines)
 
@@ -157,13 +196,15 @@ def _percent(value: float) -> str:
     return f"{100.0 * value:.0f} %" if abs(100.0 * value - round(100.0 * value)) < 0.05 else f"{100.0 * value:.1f} %"
 
 
-def _matrix(values: Tensor, rows: list[str], columns: list[str], fmt: object, row_sums: bool = False) -> list[str]:
+def _matrix(
+    values: Tensor, rows: list[str], columns: list[str], fmt: object, row_sums: Tensor | None = None
+) -> list[str]:
     formatter = fmt if callable(fmt) else _number
-    cells = [[formatter(float(v)) for v in row] for row in values]
-    header = list(columns) + (["sum"] if row_sums else [])
-    if row_sums:
-        for cells_row, row in zip(cells, values, strict=True):
-            cells_row.append(formatter(float(torch.sum(row))))
+    cells = [[formatter(v) for v in row] for row in values.tolist()]
+    header = list(columns) + (["sum"] if row_sums is not None else [])
+    if row_sums is not None:
+        for cells_row, total in zip(cells, row_sums.tolist(), strict=True):
+            cells_row.append(formatter(total))
     label_width = max((len(r) for r in rows), default=0)
     widths = [max(len(h), *(len(c[j]) for c in cells)) if cells else len(h) for j, h in enumerate(header)]
     out = ["  " + " " * label_width + "  " + "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]

@@ -4,10 +4,15 @@ The source is tokenised, translated (greedy or beam search), and the finished tr
 fed back through the model once with a :class:`TraceRecorder`. Teacher-forcing the finished
 hypothesis gives exactly the attention the decoder used while producing it (cached decoding
 equals a full pass; the tests hold that), and never a mix of beams.
+
+``kinds`` and ``layers`` choose the attention calls kept (see :class:`TraceRecorder`): a trace of
+one layer of a long input keeps one (B, H, T, S) matrix, and asking for encoder attention alone
+runs the encoder alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -71,16 +76,44 @@ def token_labels(tokenizer: SubwordTokenizer, ids: list[int], specials: dict[int
     return labels
 
 
+def trace_ids(
+    model: Transformer,
+    source_ids: Sequence[int],
+    target_ids: Sequence[int],
+    *,
+    kinds: Iterable[AttentionKind] | None = None,
+    layers: Iterable[int] | None = None,
+) -> TraceRecorder:
+    """One teacher-forced pass over one sentence pair of ids, recording the chosen attention calls.
+
+    With ``kinds`` encoder only, only the encoder runs (nothing of the decoder is recorded).
+    """
+    chosen = None if kinds is None else tuple(kinds)
+    recorder = TraceRecorder(kinds=chosen, layers=layers)
+    device = next(model.parameters()).device
+    src = torch.tensor([list(source_ids)], device=device)
+    with torch.inference_mode():
+        if chosen is not None and set(chosen) <= {"encoder"}:
+            model.encode(src, recorder=recorder)
+        else:
+            model(src, torch.tensor([list(target_ids)], device=device), recorder=recorder)
+    return recorder
+
+
 def trace_translation(
     model: Transformer,
     tokenizer: SubwordTokenizer,
     source: str,
     target: str | None = None,
     decoding: DecodingConfig | None = None,
+    *,
+    kinds: Iterable[AttentionKind] | None = None,
+    layers: Iterable[int] | None = None,
 ) -> TranslationTrace:
-    """Translate ``source`` (unless ``target`` is given) and record every attention step.
+    """Translate ``source`` (unless ``target`` is given) and record its attention steps.
 
-    Either side over the model's positions is refused (:class:`InputError`, naming the limit).
+    ``kinds`` and ``layers`` keep only those attention calls (all by default). Either side over
+    the model's positions is refused (:class:`InputError`, naming the limit).
     """
     _, bos_id, eos_id = special_ids(model)
     limit = max_source_length(model)
@@ -94,14 +127,7 @@ def trace_translation(
         target_body = tokenizer.encode_target(target)
         check_pieces(target_body, limit, "the French side")
     target_ids = [bos_id, *target_body]
-    recorder = TraceRecorder()
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        model(
-            torch.tensor([source_ids], device=device),
-            torch.tensor([target_ids], device=device),
-            recorder=recorder,
-        )
+    recorder = trace_ids(model, source_ids, target_ids, kinds=kinds, layers=layers)
     return TranslationTrace(
         source=source,
         translation=tokenizer.decode(target_body),
