@@ -61,10 +61,10 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
         raise CommandError("--batch-size must be at least 1")
     if not args.max_len_a >= 0 or args.max_len_b < 1:  # `not >=` also refuses NaN
         raise CommandError("--max-len-a must be at least 0 and --max-len-b at least 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     if args.precision == "int8" and not args.device.startswith("cpu"):
         raise CommandError("--precision int8 runs on the CPU only: drop --device or use --device cpu")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
 
 
