@@ -103,9 +103,22 @@ def test_translate_with_a_broken_model_directory(tmp_path: Path, capsys: pytest.
     assert_clean_error(code, out, err, "config.json", "invalid JSON")
 
 
+def test_translate_int8_gives_the_int8_translators_output(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), "--precision", "int8", *SENTENCES)
+    assert code == 0, err
+    int8 = Translator.load(tiny_model_dir, precision="int8")
+    assert lines(out) == int8.translate(SENTENCES, DecodingConfig(beam_size=4))
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(["--beam", "0"], "--beam must be at least 1"), (["--batch-size", "0"], "--batch-size must be at least 1")],
+    [
+        (["--beam", "0"], "--beam must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--precision", "int8", "--device", "cuda"], "--precision int8 runs on the CPU only"),
+    ],
 )
 def test_translate_refuses_bad_decoding_options(
     tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str

@@ -48,7 +48,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
     else:
         raise CommandError("give --src and --ref, or --corpus")
-    translator = Translator.load(resolve_model(args.model), device=args.device)
+    translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
     hypotheses = translator.translate(sources, config)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

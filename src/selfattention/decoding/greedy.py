@@ -20,23 +20,27 @@ def greedy_search(
     memory = model.encode(src)  # (B, S, D)
     memory_mask = model.source_mask(src)
     state = model.start_state()
-    last = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    outputs: list[Tensor] = []
-    for step in range(int(max_lengths.max())):
-        logits = model.decode(last, memory, memory_mask, state=state)[:, -1]  # (B, V)
+    last = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (A, 1), A live sentences
+    live = torch.arange(batch, device=src.device)  # (A,) the batch rows still decoding
+    steps = int(max_lengths.max())
+    tokens = torch.full((batch, steps), eos_id, dtype=torch.long, device=src.device)  # (B, steps)
+    for step in range(steps):
+        logits = model.decode(last, memory, memory_mask, state=state)[:, -1]  # (A, V)
         logits[:, bos_id] = -torch.inf
         logits[:, model.pad_id] = -torch.inf
-        next_token = logits.argmax(dim=-1)  # (B,)
+        next_token = logits.argmax(dim=-1)  # (A,)
         next_token = torch.where(step + 1 >= max_lengths, torch.full_like(next_token, eos_id), next_token)
-        next_token = next_token.masked_fill(finished, eos_id)
-        outputs.append(next_token)
-        finished |= next_token == eos_id
-        if bool(finished.all()):
-            break
+        tokens[live, step] = next_token
+        going = next_token != eos_id  # (A,)
+        if not bool(going.all()):  # finished sentences leave the batch and the caches
+            if not bool(going.any()):
+                break
+            kept = going.nonzero().squeeze(1)
+            live, next_token, max_lengths = live[kept], next_token[kept], max_lengths[kept]
+            memory, memory_mask = memory[kept], memory_mask[kept]
+            state.reorder(kept)
         last = next_token[:, None]
-    tokens = torch.stack(outputs, dim=1).tolist()  # (B, steps)
-    return [_until_eos(row, eos_id) for row in tokens]
+    return [_until_eos(row, eos_id) for row in tokens.tolist()]
 
 
 def _until_eos(row: list[int], eos_id: int) -> list[int]:

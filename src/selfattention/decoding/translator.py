@@ -14,6 +14,7 @@ from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
+from selfattention.decoding.quantize import check_precision, with_precision
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
 from selfattention.model import Transformer
@@ -56,12 +57,15 @@ class Translator:
         self.pad_id, self.bos_id, self.eos_id = special_ids(model)
 
     @classmethod
-    def load(cls, directory: Path | str, device: str = "cpu") -> Translator:
+    def load(cls, directory: Path | str, device: str = "cpu", precision: str = "float32") -> Translator:
         """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair).
+
+        ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only).
 
         A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
         its ids would index the wrong embeddings, or none at all.
         """
+        check_precision(precision, device)
         directory = Path(directory)
         model, tokenizer = load_model(directory, device=device), load_tokenizer(directory)
         expected = model.config.vocab_size if model.config is not None else tokenizer.vocab_size
@@ -72,7 +76,7 @@ class Translator:
                 f"the tokenizer has {tokenizer.vocab_size} pieces, but config.json's vocab_size is {expected}: "
                 "it belongs to another model",
             )
-        return cls(model, tokenizer)
+        return cls(with_precision(model, precision), tokenizer)
 
     def translate(
         self,

@@ -1,0 +1,245 @@
+"""Translation speed of the bundled model against Hugging Face generate() and CTranslate2, same weights.
+
+    flock /tmp/selfattention-bench.lock python benchmarks/translation_speed.py            # full run
+    python benchmarks/translation_speed.py --quick                                        # smoke run
+
+The model (default: the bundled en-fr) is exported with ``export_marian`` (for transformers) and
+``export_ct2`` (float32 and int8), so every engine runs the same weights. Inputs: the Multi30k
+test_2016_flickr sources (1,000 sentences) and a long set (consecutive test sentences joined in
+pairs: 500 inputs). Batch 32: target tokens/s over the whole set, each engine given the inputs
+sorted by length. Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
+inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
+output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
+references (the long set's references are joined the same way). Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from selfattention.cli.common import resolve_model
+from selfattention.data import load_corpus
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.evaluation import score
+from selfattention.interop import export_ct2, export_marian
+
+Engine = Callable[[Sequence[str], int, int], list[str]]  # (texts, beam, batch size) -> translations
+
+
+@dataclass(frozen=True)
+class Row:
+    engine: str
+    data: str
+    search: str
+    batch: int
+    tokens_per_s: float
+    median_ms: float
+    p95_ms: float
+    bleu: float
+
+
+def ours(translator: Translator) -> Engine:
+    def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
+        return translator.translate(texts, DecodingConfig(beam_size=beam, batch_size=batch))
+
+    return run
+
+
+def hugging_face(directory: Path, translator: Translator) -> Engine:
+    from transformers import MarianMTModel
+
+    model = MarianMTModel.from_pretrained(str(directory)).eval()
+    tokenizer, eos = translator.tokenizer, translator.eos_id
+    banned = [[translator.pad_id], [translator.bos_id]]
+
+    def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
+        ids = [[*tokenizer.encode(text), eos] for text in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        outputs: list[str] = [""] * len(ids)
+        for start in range(0, len(order), batch):
+            chunk = order[start : start + batch]
+            width = max(len(ids[i]) for i in chunk)
+            input_ids = torch.full((len(chunk), width), translator.pad_id)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            with torch.inference_mode():
+                generated = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    num_beams=beam,
+                    do_sample=False,
+                    max_new_tokens=int(1.5 * (width - 1)) + 10,
+                    bad_words_ids=banned,
+                    length_penalty=1.0,
+                    early_stopping=True,
+                )
+            for row, i in zip(generated.tolist(), chunk, strict=True):
+                row = row[1:]
+                row = row[: row.index(eos)] if eos in row else row
+                outputs[i] = tokenizer.decode([t for t in row if t != translator.pad_id])
+        return outputs
+
+    return run
+
+
+def ctranslate2_engine(directory: Path, translator: Translator, compute_type: str, inter: int, intra: int) -> Engine:
+    import ctranslate2
+
+    engine = ctranslate2.Translator(
+        str(directory), device="cpu", compute_type=compute_type, inter_threads=inter, intra_threads=intra
+    )
+    tokenizer = translator.tokenizer
+    suppressed = [["<s>"], ["<pad>"]]
+
+    def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
+        sources = [[*tokenizer.pieces(tokenizer.encode(text)), "</s>"] for text in texts]
+        longest = max(len(s) for s in sources)
+        results = engine.translate_batch(
+            sources,
+            max_batch_size=batch,
+            beam_size=beam,
+            length_penalty=1.0,
+            max_decoding_length=int(1.5 * longest) + 10,
+            suppress_sequences=suppressed,
+        )
+        return [tokenizer.decode([tokenizer.piece_id(p) for p in r.hypotheses[0]]) for r in results]
+
+    return run
+
+
+def measure(
+    name: str, engine: Engine, data: str, texts: list[str], refs: list[str], beam: int, latency_n: int, tok: Translator
+) -> list[Row]:
+    search = "greedy" if beam == 1 else f"beam {beam}"
+    engine(texts[:8], beam, 32)  # warm-up
+    started = time.perf_counter()
+    outputs = engine(texts, beam, 32)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(tok.tokenizer.encode(o)) + 1 for o in outputs)
+    rows = [Row(name, data, search, 32, tokens / seconds, 0.0, 0.0, score(outputs, refs).bleu)]
+    latencies, out1 = [], []
+    for text in texts[:latency_n]:
+        started = time.perf_counter()
+        out1 += engine([text], beam, 1)
+        latencies.append(1000 * (time.perf_counter() - started))
+    tokens = sum(len(tok.tokenizer.encode(o)) + 1 for o in out1)
+    p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+    rows.append(
+        Row(
+            name,
+            data,
+            search,
+            1,
+            tokens / (sum(latencies) / 1000),
+            statistics.median(latencies),
+            p95,
+            score(out1, refs[:latency_n]).bleu,
+        )
+    )
+    print(f"  {name} {data} {search}: {rows[0].tokens_per_s:.0f} tok/s, {rows[1].median_ms:.1f} ms", file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model directory (default: the bundled en-fr)")
+    parser.add_argument("--data-dir", help="corpora directory (default $SELFATTENTION_DATA or ../shared/data)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 64 sentences, 10 for latency, greedy only")
+    parser.add_argument("--latency-n", type=int, default=200, help="inputs timed one at a time (default 200)")
+    parser.add_argument("--beams", type=int, nargs="+", default=[1, 4], help="beam sizes (default 1 4)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for ours and transformers (default 2)")
+    parser.add_argument("--ct2-batch-threads", default="2,1", help="CT2 inter,intra threads at batch 32 (default 2,1)")
+    parser.add_argument("--ct2-latency-threads", default="1,2", help="CT2 inter,intra threads at batch 1 (default 1,2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"command: python {' '.join(sys.argv)}")
+    print(
+        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}, threads {args.threads}"
+    )
+    print(f"CT2 threads (inter,intra): batch 32 {args.ct2_batch_threads}, batch 1 {args.ct2_latency_threads}")
+    pairs = load_corpus("multi30k", "test", args.data_dir)
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    sets = {
+        "multi30k": (sources, references),
+        "long (pairs)": (
+            [f"{a} {b}" for a, b in zip(sources[::2], sources[1::2], strict=True)],
+            [f"{a} {b}" for a, b in zip(references[::2], references[1::2], strict=True)],
+        ),
+    }
+    beams, latency_n = args.beams, args.latency_n
+    if args.quick:
+        sets = {name: (s[:64], r[:64]) for name, (s, r) in sets.items()}
+        beams, latency_n = [1], 10
+    directory = resolve_model(args.model)
+    f32, i8 = Translator.load(directory), Translator.load(directory, precision="int8")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="translation-speed-") as scratch:
+        marian = export_marian(f32.model, f32.tokenizer, Path(scratch) / "marian")
+        ct2 = {q: export_ct2(f32.model, f32.tokenizer, Path(scratch) / f"ct2-{q}", q) for q in ("float32", "int8")}
+        batch_threads = tuple(int(x) for x in args.ct2_batch_threads.split(","))
+        latency_threads = tuple(int(x) for x in args.ct2_latency_threads.split(","))
+        engines: dict[str, Engine] = {
+            "ours float32": ours(f32),
+            "ours int8": ours(i8),
+            "HF float32": hugging_face(marian, f32),
+        }
+        for q in ("float32", "int8"):
+            b = ctranslate2_engine(ct2[q], f32, q, *batch_threads)
+            one = ctranslate2_engine(ct2[q], f32, q, *latency_threads)
+            engines[f"CT2 {q}"] = lambda t, beam, n, b=b, one=one: (b if n > 1 else one)(t, beam, n)
+        for data, (texts, refs) in sets.items():
+            for beam in beams:
+                for name, engine in engines.items():
+                    rows += measure(name, engine, data, texts, refs, beam, latency_n, f32)
+    print_tables(rows)
+
+
+def print_tables(rows: list[Row]) -> None:
+    def find(engine: str, data: str, search: str, batch: int) -> Row:
+        return next(r for r in rows if (r.engine, r.data, r.search, r.batch) == (engine, data, search, batch))
+
+    print("\n### Batch 32: target tokens/s over the whole set\n")
+    print("| data | search | engine | tokens/s | BLEU |")
+    print("| --- | --- | --- | ---: | ---: |")
+    for r in rows:
+        if r.batch == 32:
+            print(f"| {r.data} | {r.search} | {r.engine} | {r.tokens_per_s:,.0f} | {r.bleu:.2f} |")
+    print("\n### Batch 1: latency per sentence\n")
+    print("| data | search | engine | median ms | p95 ms | tokens/s | BLEU |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        if r.batch == 1:
+            print(
+                f"| {r.data} | {r.search} | {r.engine} | {r.median_ms:.1f} | {r.p95_ms:.1f} "
+                f"| {r.tokens_per_s:,.0f} | {r.bleu:.2f} |"
+            )
+    print("\n### Ratios\n")
+    print(
+        "| data | search | ours/CT2 f32 tok/s | ours/HF tok/s | ours/CT2 int8 tok/s | ours/CT2 f32 median latency "
+        "| BLEU int8 - f32 (ours) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for data, search in dict.fromkeys((r.data, r.search) for r in rows):
+        o32, o8 = find("ours float32", data, search, 32), find("ours int8", data, search, 32)
+        c32, c8, hf = (find(e, data, search, 32) for e in ("CT2 float32", "CT2 int8", "HF float32"))
+        l_o, l_c = find("ours float32", data, search, 1), find("CT2 float32", data, search, 1)
+        print(
+            f"| {data} | {search} | {o32.tokens_per_s / c32.tokens_per_s:.2f} | {o32.tokens_per_s / hf.tokens_per_s:.2f} "
+            f"| {o8.tokens_per_s / c8.tokens_per_s:.2f} | {l_o.median_ms / l_c.median_ms:.2f} | {o8.bleu - o32.bleu:+.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
