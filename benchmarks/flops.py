@@ -3,12 +3,16 @@
     python benchmarks/flops.py [--sentences 512]
 
 The ceiling is the best median rate of square float32 matrix products (1024 to 4096) on 2
-threads, the most a dense float32 workload gets from these cores. Floating-point operations are
+threads, the most a dense float32 workload gets from these cores, measured twice: with PyTorch's
+default product (``a @ b``: MKL, which on AMD processors runs its AVX2 code) and with oneDNN's
+(``torch.ops.mkldnn._linear_pointwise``, AVX-512), which ``Translator.load`` uses for float32
+inference (``selfattention.decoding.packed``). Floating-point operations are
 counted by PyTorch's ``FlopCounterMode`` (matrix products and attention; element-wise work is not
 counted, so the figures are the useful arithmetic per second). Training: one optimiser step of
 the bundled model's shape on a batch of 128 sentences × 28 tokens (3,200 real target tokens).
 Decoding: greedy and beam-4 translation of the first ``--sentences`` Multi30k test sources,
-batch 32, with the bundled model.
+batch 32, with the bundled model as ``Translator.load`` gives it (oneDNN-packed); the operations are
+counted on the same model unpacked, since the counter does not see oneDNN's calls.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from selfattention.cli.common import resolve_model
 from selfattention.config import ModelConfig
 from selfattention.data.corpora import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding.packed import onednn_wanted
 from selfattention.model import build_model
 from selfattention.runtime import tune_allocator
 from selfattention.training.loss import label_smoothed_loss
@@ -57,6 +62,15 @@ def matmul_ceiling() -> list[tuple[str, float]]:
     a, b = torch.randn(3200, 256), torch.randn(256, 1024)  # a feed-forward layer's product in training
     seconds = median_seconds(lambda: a @ b, 21)
     rates.append(("3200 x 256 @ 256 x 1024 (feed-forward in training)", 2 * 3200 * 256 * 1024 / seconds / 1e9))
+    if onednn_wanted():
+        for n in (1024, 2048, 4096):
+            a, weight = torch.randn(n, n), torch.randn(n, n)
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, n)
+            seconds = median_seconds(
+                lambda a=a, packed=packed: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""),
+                7 if n < 4096 else 3,
+            )
+            rates.append((f"{n} x {n} @ {n} x {n}, oneDNN", 2 * n**3 / seconds / 1e9))
     return rates
 
 
@@ -79,15 +93,17 @@ def training_rate(config: ModelConfig) -> tuple[int, float]:
     return counted_flops(step), median_seconds(step, 8)
 
 
-def decoding_rate(translator: Translator, sources: list[list[int]], beam: int) -> tuple[int, float]:
+def decoding_rate(
+    translator: Translator, unpacked: Translator, sources: list[list[int]], beam: int
+) -> tuple[int, float]:
     config = DecodingConfig(beam_size=beam, batch_size=32)
     ordered = sorted(sources, key=len)
 
-    def run() -> None:
+    def run(which: Translator) -> None:
         for start in range(0, len(ordered), 32):
-            translator.translate_ids(ordered[start : start + 32], config)
+            which.translate_ids(ordered[start : start + 32], config)
 
-    return counted_flops(run), median_seconds(run, 3)
+    return counted_flops(lambda: run(unpacked)), median_seconds(lambda: run(translator), 3)
 
 
 def main() -> None:
@@ -104,13 +120,14 @@ def main() -> None:
         print(f"| {name} | {rate:,.0f} |")
     peak = max(rate for _, rate in ceiling)
     translator = Translator.load(resolve_model(None))
+    unpacked = Translator.load(resolve_model(None), onednn=False)
     assert translator.model.config is not None
     pairs = load_corpus("multi30k", "test", None)[: args.sentences]
     sources = translator.tokenizer.encode_batch([source for source, _ in pairs])
     rows = [("training step (forward, backward, Adam), batch 128 x 28", *training_rate(translator.model.config))]
     for beam in (1, 4):
         name = f"{'greedy' if beam == 1 else 'beam 4'} decoding, batch 32, {len(sources)} sentences"
-        rows.append((name, *decoding_rate(translator, sources, beam)))
+        rows.append((name, *decoding_rate(translator, unpacked, sources, beam)))
     print(f"\nceiling: {peak:,.0f} GFLOP/s\n")
     print("| work | GFLOP counted | seconds (median) | GFLOP/s | share of the ceiling |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -11,6 +11,11 @@ sorted by length. Batch 1: latency per sentence (median and p95) over the first 
 inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
 output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
 references (the long set's references are joined the same way). Prints markdown tables.
+
+"ours float32" is what ``Translator.load`` gives: Linear weights packed for oneDNN
+(``selfattention.decoding.packed``); "ours float32 MKL" is the same model with PyTorch's default
+products (``onednn=False``), so the table shows what the packing buys. The glibc allocator
+thresholds are raised first, as ``selfattention translate`` does.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.evaluation import score
 from selfattention.interop import export_ct2, export_marian
+from selfattention.runtime import tune_allocator
 
 Engine = Callable[[Sequence[str], int, int], list[str]]  # (texts, beam, batch size) -> translations
 
@@ -164,7 +170,9 @@ def main() -> None:
     parser.add_argument("--ct2-latency-threads", default="1,2", help="CT2 inter,intra threads at batch 1 (default 1,2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    tuned = tune_allocator()  # as `selfattention translate` does; every engine here shares the process
     print(f"command: python {' '.join(sys.argv)}")
+    print(f"glibc allocator thresholds raised (as the CLI does): {tuned}")
     print(
         f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}, threads {args.threads}"
     )
@@ -184,14 +192,16 @@ def main() -> None:
         beams, latency_n = [1], 10
     directory = resolve_model(args.model)
     f32, i8 = Translator.load(directory), Translator.load(directory, precision="int8")
+    plain = Translator.load(directory, onednn=False)  # PyTorch's own (MKL) products, for the record
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="translation-speed-") as scratch:
-        marian = export_marian(f32.model, f32.tokenizer, Path(scratch) / "marian")
-        ct2 = {q: export_ct2(f32.model, f32.tokenizer, Path(scratch) / f"ct2-{q}", q) for q in ("float32", "int8")}
+        marian = export_marian(plain.model, plain.tokenizer, Path(scratch) / "marian")
+        ct2 = {q: export_ct2(plain.model, plain.tokenizer, Path(scratch) / f"ct2-{q}", q) for q in ("float32", "int8")}
         batch_threads = tuple(int(x) for x in args.ct2_batch_threads.split(","))
         latency_threads = tuple(int(x) for x in args.ct2_latency_threads.split(","))
         engines: dict[str, Engine] = {
             "ours float32": ours(f32),
+            "ours float32 MKL": ours(plain),
             "ours int8": ours(i8),
             "HF float32": hugging_face(marian, f32),
         }

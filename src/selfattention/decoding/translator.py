@@ -14,6 +14,7 @@ from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
+from selfattention.decoding.packed import pack_linears
 from selfattention.decoding.quantize import check_precision, with_precision
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
@@ -57,10 +58,15 @@ class Translator:
         self.pad_id, self.bos_id, self.eos_id = special_ids(model)
 
     @classmethod
-    def load(cls, directory: Path | str, device: str = "cpu", precision: str = "float32") -> Translator:
+    def load(
+        cls, directory: Path | str, device: str = "cpu", precision: str = "float32", *, onednn: bool = True
+    ) -> Translator:
         """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair).
 
-        ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only).
+        ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only). At
+        float32 on the CPU, ``onednn`` lays the Linear layers' weights out for oneDNN's faster
+        products (:func:`pack_linears`; same results to float32 rounding, and off when
+        ``SELFATTENTION_ONEDNN=0``).
 
         A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
         its ids would index the wrong embeddings, or none at all.
@@ -76,7 +82,10 @@ class Translator:
                 f"the tokenizer has {tokenizer.vocab_size} pieces, but config.json's vocab_size is {expected}: "
                 "it belongs to another model",
             )
-        return cls(with_precision(model, precision), tokenizer)
+        model = with_precision(model, precision)
+        if onednn and precision == "float32" and torch.device(device).type == "cpu":
+            pack_linears(model)
+        return cls(model, tokenizer)
 
     def translate(
         self,
