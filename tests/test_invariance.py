@@ -213,3 +213,21 @@ def test_all_padding_source_row_gives_finite_values_and_gradients():
     assert torch.isfinite(loss)
     loss.backward()
     assert_finite_gradients(model)
+
+
+def test_reorder_can_leave_either_side_alone():
+    model = make_model("pre", seed=4)
+    src = torch.stack([pad_to(tokens(6, seed=15), 7), pad_to(tokens(7, seed=16), 7)])
+    with torch.no_grad():
+        memory = model.encode(src)
+        state = model.start_state()
+        model.decode(tokens(2, 2, seed=18), memory, model.source_mask(src), state=state)
+    self_keys = [c.key.clone() for c in state.self_caches]
+    cross_keys = [c.key.clone() for c in state.cross_caches]
+    swap = torch.tensor([1, 0])
+    state.reorder(swap, sources=False)  # beam search: hypotheses move within one sentence
+    assert all(torch.equal(c.key, k[swap]) for c, k in zip(state.self_caches, self_keys, strict=True))
+    assert all(torch.equal(c.key, k) for c, k in zip(state.cross_caches, cross_keys, strict=True))
+    state.reorder(torch.tensor([1]), targets=False)  # a sentence leaves: its source goes too
+    assert all(torch.equal(c.key, k[1:]) for c, k in zip(state.cross_caches, cross_keys, strict=True))
+    assert all(c.key.shape[0] == 2 for c in state.self_caches)

@@ -49,9 +49,16 @@ class DecoderState:
     cross_caches: list[KVCache]
     position: int = 0  # how many target positions have been decoded
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep batch rows ``index`` in every cache (beam search)."""
-        for cache in (*self.self_caches, *self.cross_caches):
+    def reorder(self, index: Tensor, *, targets: bool = True, sources: bool = True) -> None:
+        """Keep batch rows ``index`` in the caches (beam search, and finished sentences leaving).
+
+        ``targets`` and ``sources`` choose the self-attention and the cross-attention caches. Beam
+        search moves rows among the hypotheses of one sentence, whose source keys and values are
+        the same, so it reorders the target side only and touches the source side only when
+        sentences leave.
+        """
+        chosen = (*(self.self_caches if targets else ()), *(self.cross_caches if sources else ()))
+        for cache in chosen:
             cache.reorder(index)
 
 

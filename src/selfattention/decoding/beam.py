@@ -4,6 +4,10 @@ At each step every live hypothesis is extended by every token; the 2K best candi
 sentence are taken, those ending in EOS (among the top K) are set aside as finished, and the
 best K others continue. A sentence is done when it has K finished hypotheses; its best is the
 one with the highest ``log-probability / length ** length_penalty``.
+
+A finished sentence leaves the batch, its source and every cache, so the steps after it cost
+only what the sentences still searching need. Reordering hypotheses touches the self-attention
+caches only: the K hypotheses of a sentence share its source keys and values.
 """
 
 from __future__ import annotations
@@ -31,49 +35,59 @@ def beam_search(
     limits = limits or SearchLimits()
     batch, k = src.shape[0], beam_size
     device = src.device
-    max_lengths = limits.for_sources(src, model.pad_id).repeat_interleave(k)  # (B*K,)
-    memory = model.encode(src).repeat_interleave(k, dim=0)  # (B*K, S, D)
+    max_lengths = limits.for_sources(src, model.pad_id).repeat_interleave(k)  # (A*K,), A live sentences
+    memory = model.encode(src).repeat_interleave(k, dim=0)  # (A*K, S, D)
     memory_mask = model.source_mask(src).repeat_interleave(k, dim=0)
     state = model.start_state()
-    history = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)  # (B*K, t)
+    history = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)  # (A*K, t)
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = -torch.inf  # all beams start identical: keep one
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    base = (torch.arange(batch, device=device) * k)[:, None]  # (B, 1)
+    live = list(range(batch))  # the sentence each of the A live rows of ``scores`` belongs to
+    offsets = torch.arange(k, device=device)
+    rank = torch.arange(2 * k, device=device)[None, :]
     for step in range(int(max_lengths.max())):
-        logits = model.decode(history[:, -1:], memory, memory_mask, state=state)[:, -1]  # (B*K, V)
+        alive = len(live)
+        logits = model.decode(history[:, -1:], memory, memory_mask, state=state)[:, -1]  # (A*K, V)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         log_probs[:, bos_id] = -torch.inf
         log_probs[:, model.pad_id] = -torch.inf
-        at_limit = step + 1 >= max_lengths  # (B*K,) only EOS is allowed now
+        at_limit = step + 1 >= max_lengths  # (A*K,) only EOS is allowed now
         eos_column = log_probs[:, eos_id].clone()
         log_probs[at_limit] = -torch.inf
         log_probs[:, eos_id] = eos_column
         vocab = log_probs.shape[-1]
-        candidates = (scores.reshape(-1, 1) + log_probs).reshape(batch, k * vocab)  # (B, K*V)
-        top_scores, top_index = candidates.topk(2 * k, dim=-1)  # (B, 2K), best first
+        candidates = (scores.reshape(-1, 1) + log_probs).reshape(alive, k * vocab)  # (A, K*V)
+        top_scores, top_index = candidates.topk(2 * k, dim=-1)  # (A, 2K), best first
         top_beam, top_token = top_index // vocab, top_index % vocab
         is_eos = top_token == eos_id
-        rank = torch.arange(2 * k, device=device)[None, :]
-        ends = is_eos & (rank < k) & torch.isfinite(top_scores) & ~done[:, None]
-        for b, j in ends.nonzero().tolist():
-            tokens = history[base[b, 0] + top_beam[b, j], 1:].tolist()
+        ends = is_eos & (rank < k) & torch.isfinite(top_scores)
+        for a, j in ends.nonzero().tolist():
+            tokens = history[a * k + int(top_beam[a, j]), 1:].tolist()
             length = len(tokens) + 1
-            finished[b].append((float(top_scores[b, j]) / length**length_penalty, tokens))
-        done |= torch.tensor([len(f) >= k for f in finished], device=device)
-        if bool(done.all()):
-            break
+            finished[live[a]].append((float(top_scores[a, j]) / length**length_penalty, tokens))
         live_scores = top_scores.masked_fill(is_eos, -torch.inf)
-        keep_scores, keep = live_scores.topk(k, dim=-1)  # (B, K), order preserved
-        rows = (base + top_beam.gather(1, keep)).reshape(-1)  # (B*K,)
-        scores = keep_scores.masked_fill(done[:, None], -torch.inf)
-        history = torch.cat([history[rows], top_token.gather(1, keep).reshape(-1, 1)], dim=1)
-        state.reorder(rows)
+        scores, keep = live_scores.topk(k, dim=-1)  # (A, K), order preserved
+        rows = (torch.arange(alive, device=device) * k)[:, None] + top_beam.gather(1, keep)  # (A, K)
+        next_tokens = top_token.gather(1, keep)  # (A, K)
+        going = [a for a in range(alive) if len(finished[live[a]]) < k]
+        if not going:
+            break
+        if len(going) < alive:  # finished sentences leave the batch, the caches and the source
+            kept = torch.tensor(going, device=device)
+            scores, rows, next_tokens = scores[kept], rows[kept], next_tokens[kept]
+            sentence_rows = (kept[:, None] * k + offsets).reshape(-1)  # (A'*K,) in the old layout
+            memory, memory_mask = memory[sentence_rows], memory_mask[sentence_rows]
+            max_lengths = max_lengths[sentence_rows]
+            state.reorder(sentence_rows, targets=False)
+            live = [live[a] for a in going]
+        flat = rows.reshape(-1)  # (A'*K,): which old row each new hypothesis extends
+        history = torch.cat([history[flat], next_tokens.reshape(-1, 1)], dim=1)
+        state.reorder(flat, sources=False)
     results = []
     for b in range(batch):
         if not finished[b]:  # the limit forces EOS, so this only happens with no finite score
-            results.append(history[base[b, 0], 1:].tolist())
+            results.append(history[live.index(b) * k, 1:].tolist())
         else:
             results.append(max(finished[b], key=lambda item: item[0])[1])
     return results
