@@ -5,10 +5,12 @@
 Each variant runs in its own process (the allocator setting is process-wide): d_model 256,
 5 + 3 layers, 8k vocabulary, a batch of 128 × 30 target tokens (5 of them padding per row),
 2 threads; the median of 8 optimiser steps after one warm-up step. Prints a markdown table.
+The last variant runs the linear layers' products on oneDNN (``selfattention/onednn_linear.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -16,20 +18,22 @@ import sys
 import time
 
 VARIANTS = [
-    ("before: F.cross_entropy on every position, dropout inside the feed-forward", "full", None, False),
-    ("one-pass loss on real positions", "real", None, False),
-    ("+ no feed-forward dropout", "real", 0.0, False),
-    ("+ allocator thresholds raised", "real", 0.0, True),
+    ("before: F.cross_entropy on every position, dropout inside the feed-forward", "full", None, False, False),
+    ("one-pass loss on real positions", "real", None, False, False),
+    ("+ no feed-forward dropout", "real", 0.0, False, False),
+    ("+ allocator thresholds raised", "real", 0.0, True, False),
+    ("+ linear layers on oneDNN", "real", 0.0, True, True),
 ]
 
 
-def measure(loss_kind: str, activation_dropout: float | None, tune: bool) -> float:
+def measure(loss_kind: str, activation_dropout: float | None, tune: bool, onednn: bool) -> float:
     """Target tokens/s of one variant, in this process."""
     import torch
     import torch.nn.functional as F
 
     from selfattention.config import ModelConfig
     from selfattention.model import build_model
+    from selfattention.onednn_linear import OneDNNLinears
     from selfattention.runtime import tune_allocator
     from selfattention.training.loss import label_smoothed_loss
 
@@ -51,6 +55,10 @@ def measure(loss_kind: str, activation_dropout: float | None, tune: bool) -> flo
     real = tgt != 0
 
     def loss() -> torch.Tensor:
+        with OneDNNLinears() if onednn else contextlib.nullcontext():
+            return forward_loss()
+
+    def forward_loss() -> torch.Tensor:
         if loss_kind == "full":
             logits = model(src, tgt).reshape(-1, vocab)
             return F.cross_entropy(logits, tgt.reshape(-1), ignore_index=0, label_smoothing=0.1, reduction="sum")
@@ -68,8 +76,8 @@ def measure(loss_kind: str, activation_dropout: float | None, tune: bool) -> flo
 
 def main() -> None:
     if len(sys.argv) == 2:  # a child: one variant, given as JSON
-        loss_kind, activation_dropout, tune = json.loads(sys.argv[1])
-        print(measure(loss_kind, activation_dropout, tune))
+        loss_kind, activation_dropout, tune, onednn = json.loads(sys.argv[1])
+        print(measure(loss_kind, activation_dropout, tune, onednn))
         return
     print("| variant | target tokens/s |")
     print("| --- | ---: |")

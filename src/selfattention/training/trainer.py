@@ -36,6 +36,7 @@ from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, 
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import atomic_write, load_weights, save_model
+from selfattention.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.training.checkpoint import (
     CHECKPOINTS,
     Progress,
@@ -317,7 +318,7 @@ class Trainer:
         for index, (batch, weight) in enumerate(zip(mine, weights, strict=True)):
             batch = batch.to(self.device)
             with self._gradient_sync(index == passes - 1):
-                with self._autocast():
+                with self._autocast(), self._linears():
                     real = batch.tgt_out != PAD_ID
                     logits = self.network(batch.src, batch.tgt_in, keep=real)  # (N, V): no padding rows
                 loss, nll = label_smoothed_loss(logits, batch.tgt_out[real], PAD_ID, cfg.label_smoothing)
@@ -365,6 +366,12 @@ class Trainer:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _linears(self) -> contextlib.AbstractContextManager[object]:
+        """Float32 CPU linear layers on oneDNN (its forward pass here, its backward with it)."""
+        if not self.config.train.onednn_linear or self.device.type != "cpu" or not onednn_available():
+            return contextlib.nullcontext()
+        return OneDNNLinears()
 
     # -- validation, checkpoints ----------------------------------------------------------------
 
