@@ -31,6 +31,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run directory for checkpoints, metrics and models")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
+    parser.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help=(
+            "fine-tune: start from this model's weights and vocabulary (a model directory or a bundled "
+            "model's name, e.g. en-fr) with a fresh optimiser and schedule; the same as train.init_from"
+        ),
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument(
         "--device",
@@ -68,6 +76,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from selfattention.cli.common import resolve_model
     from selfattention.evaluation import greedy_bleu
     from selfattention.training import TrainingError, load_run_config, train
 
@@ -78,6 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")  # a TOML basic string
+    if args.init_from:
+        overrides.append(f"train.init_from={json.dumps(str(resolve_model(args.init_from)))}")
     try:
         config = load_run_config(args.config, overrides)  # checked here, before any process starts
     except ValueError as error:
@@ -111,6 +122,7 @@ def _launch(args: argparse.Namespace) -> int:
     worker = ["-v"] * args.verbose + ["train", "--config", args.config, "--out", args.out, "--device", args.device]
     worker += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
     worker += ["--data-dir", args.data_dir] if args.data_dir else []
+    worker += ["--init-from", args.init_from] if args.init_from else []
     try:
         launch(args.nproc, [*worker, *args.overrides])
     except ChildFailedError as error:

@@ -73,6 +73,7 @@ class TrainConfig:
     seed: int = 1
     threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
     precision: str = "float32"  # or "bf16" / "fp16": autocast on CUDA (refused on CPU)
+    init_from: str = ""  # a model directory to start from (its weights and vocabulary); "" = from scratch
     onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/onednn_linear.py)
 
     def __post_init__(self) -> None:

@@ -57,6 +57,7 @@ from selfattention.training.distributed import (
     step_seed,
     wrap_model,
 )
+from selfattention.training.init_from import InitError, init_tokenizer, load_initial_weights
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
 from selfattention.training.schedule import scheduled_lr
@@ -138,8 +139,13 @@ class Trainer:
         if not train_pairs:
             raise TrainingError("the training corpora hold no usable pairs")
         tokenizer_path = self.run_dir / "tokenizer.model"
+        start = Path(train_cfg.init_from) if train_cfg.init_from and not (resume and existing) else None
         if main:  # the others wait, then read what rank 0 wrote
-            if tokenizer_path.is_file():
+            if start is not None:  # a fine-tuning run: the starting model's vocabulary
+                self.tokenizer = self._init(init_tokenizer, start)
+                with self._writing("tokenizer.model"):
+                    self.tokenizer.save(tokenizer_path)
+            elif tokenizer_path.is_file():
                 self.tokenizer = Tokenizer.load(tokenizer_path)
             else:
                 log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
@@ -164,7 +170,11 @@ class Trainer:
         ]
         self.valid_examples = self._encode(self.valid_pairs)
         torch.manual_seed(train_cfg.seed)
-        self.model = build_model(model_cfg).to(self.device)
+        self.model = build_model(model_cfg)
+        if start is not None:
+            self._init(load_initial_weights, self.model, model_cfg, start)
+            log.info("starting from the weights of %s", start)
+        self.model = self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=train_cfg.peak_lr,
@@ -194,6 +204,12 @@ class Trainer:
             self.device,
             f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
+
+    def _init(self, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return step(*args)
+        except InitError as error:
+            raise TrainingError(str(error)) from None
 
     def _encode(self, pairs: list[tuple[str, str]]) -> list[Example]:
         sources = self.tokenizer.encode_batch([s for s, _ in pairs])

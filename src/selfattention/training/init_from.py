@@ -1,0 +1,63 @@
+"""Starting a run from a trained model (fine-tuning): ``train.init_from = "MODEL_DIR"``.
+
+The run takes the model directory's vocabulary (``tokenizer.model``, copied into the run) and
+its weights, then trains with a fresh optimiser and its own schedule: a new stretch on other
+data or with other settings, where ``--resume`` would continue the same run exactly. The
+architecture must be the model's; only the dropout rates may differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from selfattention.config import ModelConfig
+from selfattention.data import Tokenizer
+from selfattention.data.tokenizer import TOKENIZER_FILE
+from selfattention.model import Transformer
+from selfattention.model_io import WEIGHTS_FILE, load_config, load_weights
+
+FREE = ("dropout", "attention_dropout", "activation_dropout")  # regularisation, not architecture
+
+
+class InitError(ValueError):
+    """The model to start from is missing, unreadable, or not the run's architecture."""
+
+
+def init_tokenizer(directory: Path) -> Tokenizer:
+    """The starting model's vocabulary."""
+    if not directory.is_dir():
+        raise InitError(f"train.init_from: no model directory at {directory}")
+    path = directory / TOKENIZER_FILE
+    if not path.is_file():
+        raise InitError(f"train.init_from: {path} is missing (a model to start from needs its vocabulary)")
+    try:
+        return Tokenizer.load(path)
+    except ValueError as error:  # TokenizerError, naming the file
+        raise InitError(f"train.init_from: {error}") from None
+
+
+def differences(run: ModelConfig, start: ModelConfig) -> list[str]:
+    """The architecture settings in which the run's model and the starting model differ."""
+    found = []
+    for field in dataclasses.fields(ModelConfig):
+        if field.name in FREE:
+            continue
+        ours, theirs = getattr(run, field.name), getattr(start, field.name)
+        if ours != theirs:
+            found.append(f"{field.name} = {ours!r} here, {theirs!r} in the model")
+    return found
+
+
+def load_initial_weights(model: Transformer, run: ModelConfig, directory: Path) -> None:
+    """Fill ``model`` (built from ``run``) with the starting model's weights, checked."""
+    try:
+        start = load_config(directory)
+        found = differences(run, start)
+        if found:
+            raise InitError(f"train.init_from: {directory} is not this run's architecture: " + "; ".join(found))
+        load_weights(model, directory / WEIGHTS_FILE)
+    except InitError:
+        raise
+    except ValueError as error:  # ModelFileError, naming the file
+        raise InitError(f"train.init_from: {error}") from None

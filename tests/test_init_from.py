@@ -1,0 +1,127 @@
+"""Fine-tuning: ``train.init_from`` starts a run from a trained model's weights and vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from selfattention.model_io import load_model
+from selfattention.training import RunConfig, TrainingError, train
+from selfattention.training.checkpoint import list_checkpoints
+from selfattention.training.trainer import Trainer
+
+
+def with_train(config: RunConfig, **changes: object) -> RunConfig:
+    return replace(config, train=replace(config.train, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def trained(tiny_run_config: RunConfig, tmp_path: Path) -> Path:
+    """The best model of a tiny run: what the fine-tuning runs start from."""
+    run_dir = tmp_path / "start"
+    train(with_train(tiny_run_config, max_steps=20, seed=3), run_dir, show_progress=False)
+    return run_dir / "best"
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def test_a_run_starts_from_the_models_weights_and_vocabulary(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path
+) -> None:
+    config = with_train(tiny_run_config, init_from=str(trained), seed=7)
+    trainer = Trainer(config, tmp_path / "tune", show_progress=False)
+    trainer.prepare(resume=False)
+    start = load_model(trained)
+    ours = weights(trainer.model)
+    assert ours.keys() == start.state_dict().keys()
+    for name, tensor in start.state_dict().items():
+        assert torch.equal(ours[name], tensor), name
+    assert (tmp_path / "tune" / "tokenizer.model").read_bytes() == (trained / "tokenizer.model").read_bytes()
+    assert trainer.progress.step == 0  # a new stretch: a fresh optimiser and schedule
+
+    from_scratch = Trainer(with_train(tiny_run_config, seed=7), tmp_path / "scratch", show_progress=False)
+    from_scratch.prepare(resume=False)
+    scratch = weights(from_scratch.model)
+    assert not any(torch.equal(scratch[name], ours[name]) for name in ours if ours[name].dim() == 2)
+
+
+def test_fine_tuning_lowers_the_validation_loss_it_starts_from(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path
+) -> None:
+    config = with_train(tiny_run_config, init_from=str(trained), max_steps=20, peak_lr=1e-3, warmup_steps=1)
+    trainer = Trainer(config, tmp_path / "tune", show_progress=False)
+    trainer.prepare(resume=False)
+    before = trainer.validate()["nll"]
+    trainer.fit()
+    assert trainer.validate()["nll"] < before
+
+
+def test_a_fine_tuning_run_resumes_from_its_checkpoint_not_from_the_start(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path
+) -> None:
+    config = with_train(tiny_run_config, init_from=str(trained), max_steps=12, checkpoint_every=5)
+    train(config, tmp_path / "whole", show_progress=False)
+    train(with_train(config, max_steps=5), tmp_path / "cut", show_progress=False)
+    assert list_checkpoints(tmp_path / "cut")[-1].name == "step-00000005"
+    train(config, tmp_path / "cut", resume=True, show_progress=False)
+    whole, cut = (
+        load_model(list_checkpoints(tmp_path / "whole")[-1]),
+        load_model(list_checkpoints(tmp_path / "cut")[-1]),
+    )
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(cut.state_dict()[name], tensor), name
+
+
+def test_dropout_may_differ_from_the_model(tiny_run_config: RunConfig, trained: Path, tmp_path: Path) -> None:
+    model = replace(tiny_run_config.model, dropout=0.3, attention_dropout=0.2)
+    config = with_train(replace(tiny_run_config, model=model), init_from=str(trained))
+    Trainer(config, tmp_path / "tune", show_progress=False).prepare(resume=False)
+
+
+def test_another_architecture_is_refused_naming_the_setting(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path
+) -> None:
+    model = replace(tiny_run_config.model, d_ff=tiny_run_config.model.d_ff * 2, norm="pre")
+    config = with_train(replace(tiny_run_config, model=model), init_from=str(trained))
+    with pytest.raises(TrainingError, match=r"not this run's architecture: .*d_ff = 128 here, 64 in the model.*norm"):
+        Trainer(config, tmp_path / "tune", show_progress=False).prepare(resume=False)
+
+
+def test_a_missing_model_or_vocabulary_is_named(tiny_run_config: RunConfig, trained: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"no model directory at .*nowhere"):
+        Trainer(with_train(tiny_run_config, init_from=str(tmp_path / "nowhere")), tmp_path / "a").prepare(resume=False)
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "config.json").write_bytes((trained / "config.json").read_bytes())
+    with pytest.raises(TrainingError, match=r"incomplete/tokenizer.model is missing"):
+        Trainer(with_train(tiny_run_config, init_from=str(incomplete)), tmp_path / "b").prepare(resume=False)
+    (incomplete / "tokenizer.model").write_bytes((trained / "tokenizer.model").read_bytes())
+    with pytest.raises(TrainingError, match=r"model.safetensors"):
+        Trainer(with_train(tiny_run_config, init_from=str(incomplete)), tmp_path / "c").prepare(resume=False)
+
+
+def test_the_cli_names_a_model_it_cannot_find(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from selfattention.cli import main
+
+    config = Path(__file__).parents[1] / "configs" / "en-fr-tune.toml"
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--init-from", "nowhere"]) == 2
+    assert "no model at 'nowhere'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_committed_fine_tuning_recipe_fits_the_bundled_model() -> None:
+    from selfattention.cli.common import resolve_model
+    from selfattention.model_io import load_config
+    from selfattention.training import load_run_config
+    from selfattention.training.init_from import differences
+
+    bundled = load_config(resolve_model("en-fr"))
+    recipe = load_run_config(Path(__file__).parents[1] / "configs" / "en-fr-tune.toml").model
+    ids = {"vocab_size": bundled.vocab_size, "pad_id": 0, "bos_id": 1, "eos_id": 2}  # set by the trainer
+    assert differences(replace(recipe, **ids), bundled) == []
+    assert differences(replace(recipe, d_model=128, **ids), bundled) == ["d_model = 128 here, 256 in the model"]
