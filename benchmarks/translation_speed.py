@@ -13,9 +13,13 @@ output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on 
 references (the long set's references are joined the same way). Prints markdown tables.
 
 "ours float32" is what ``Translator.load`` gives: Linear weights packed for oneDNN
-(``selfattention.decoding.packed``); "ours float32 MKL" is the same model with PyTorch's default
-products (``onednn=False``), so the table shows what the packing buys. The glibc allocator
-thresholds are raised first, as ``selfattention translate`` does.
+(``selfattention.decoding.packed``); at batch 32 it decodes in ``--workers`` forked processes of
+one thread each (``selfattention translate --workers 2``, ``selfattention.decoding.workers``), at
+batch 1 in this process with ``--threads`` threads: the same split CTranslate2 gets (inter
+threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every batch
+in this process; "ours float32 MKL" is that with PyTorch's default products (``onednn=False``),
+so the table shows what the packing and the workers buy. "ours int8" and "ours int8 1 process"
+likewise. The glibc allocator thresholds are raised first, as ``selfattention translate`` does.
 """
 
 from __future__ import annotations
@@ -57,6 +61,15 @@ class Row:
 def ours(translator: Translator) -> Engine:
     def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
         return translator.translate(texts, DecodingConfig(beam_size=beam, batch_size=batch))
+
+    return run
+
+
+def ours_split(pooled: Translator, single: Translator) -> Engine:
+    """Batches through ``pooled``'s worker processes; one sentence at a time in this process."""
+
+    def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
+        return (pooled if batch > 1 else single).translate(texts, DecodingConfig(beam_size=beam, batch_size=batch))
 
     return run
 
@@ -166,6 +179,7 @@ def main() -> None:
     parser.add_argument("--latency-n", type=int, default=200, help="inputs timed one at a time (default 200)")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4], help="beam sizes (default 1 4)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for ours and transformers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="our decoding processes at batch 32 (default 2)")
     parser.add_argument("--ct2-batch-threads", default="2,1", help="CT2 inter,intra threads at batch 32 (default 2,1)")
     parser.add_argument("--ct2-latency-threads", default="1,2", help="CT2 inter,intra threads at batch 1 (default 1,2)")
     args = parser.parse_args()
@@ -193,6 +207,10 @@ def main() -> None:
     directory = resolve_model(args.model)
     f32, i8 = Translator.load(directory), Translator.load(directory, precision="int8")
     plain = Translator.load(directory, onednn=False)  # PyTorch's own (MKL) products, for the record
+    pooled = {"float32": Translator.load(directory), "int8": Translator.load(directory, precision="int8")}
+    for translator in pooled.values():  # forked now, before any other engine starts threads
+        translator.start_workers(args.workers)
+    print(f"ours at batch 32: {args.workers} worker processes x 1 thread; at batch 1: 1 process x {args.threads}")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="translation-speed-") as scratch:
         marian = export_marian(plain.model, plain.tokenizer, Path(scratch) / "marian")
@@ -200,9 +218,11 @@ def main() -> None:
         batch_threads = tuple(int(x) for x in args.ct2_batch_threads.split(","))
         latency_threads = tuple(int(x) for x in args.ct2_latency_threads.split(","))
         engines: dict[str, Engine] = {
-            "ours float32": ours(f32),
+            "ours float32": ours_split(pooled["float32"], f32),
+            "ours float32 1 process": ours(f32),
             "ours float32 MKL": ours(plain),
-            "ours int8": ours(i8),
+            "ours int8": ours_split(pooled["int8"], i8),
+            "ours int8 1 process": ours(i8),
             "HF float32": hugging_face(marian, f32),
         }
         for q in ("float32", "int8"):

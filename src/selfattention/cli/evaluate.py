@@ -6,12 +6,11 @@ import argparse
 import json
 import sys
 
-from selfattention.cli.common import CommandError, resolve_model
-from selfattention.cli.translate import add_decoding_arguments, decoding_config
+from selfattention.cli.common import CommandError
+from selfattention.cli.translate import add_decoding_arguments, decoding_config, load_translator
 from selfattention.data import load_corpus
 from selfattention.data.corpora import multi30k_comparable_references
 from selfattention.data.text_files import read_lines
-from selfattention.decoding import Translator
 from selfattention.evaluation import comparable_bleu, score
 
 
@@ -48,7 +47,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
     else:
         raise CommandError("give --src and --ref, or --corpus")
-    translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
+    translator = load_translator(args, len(sources), config)
     hypotheses = translator.translate(sources, config)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

