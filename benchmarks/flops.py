@@ -9,7 +9,9 @@ default product (``a @ b``: MKL, which on AMD processors runs its AVX2 code) and
 inference (``selfattention.decoding.packed``). Floating-point operations are
 counted by PyTorch's ``FlopCounterMode`` (matrix products and attention; element-wise work is not
 counted, so the figures are the useful arithmetic per second). Training: one optimiser step of
-the bundled model's shape on a batch of 128 sentences × 28 tokens (3,200 real target tokens).
+the bundled model's shape on a batch of 128 sentences × 28 tokens (3,200 real target tokens),
+timed twice: with PyTorch's default products, and with the linear layers on oneDNN as the
+trainer runs them (``selfattention.onednn_linear``; counted without it, for the same reason).
 Decoding: greedy and beam-4 translation of the first ``--sentences`` Multi30k test sources,
 batch 32, with the bundled model as ``Translator.load`` gives it (oneDNN-packed); the operations are
 counted on the same model unpacked, since the counter does not see oneDNN's calls.
@@ -18,6 +20,7 @@ counted on the same model unpacked, since the counter does not see oneDNN's call
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from selfattention.data.corpora import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.decoding.packed import onednn_wanted
 from selfattention.model import build_model
+from selfattention.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.runtime import tune_allocator
 from selfattention.training.loss import label_smoothed_loss
 
@@ -74,7 +78,7 @@ def matmul_ceiling() -> list[tuple[str, float]]:
     return rates
 
 
-def training_rate(config: ModelConfig) -> tuple[int, float]:
+def training_rate(config: ModelConfig, onednn: bool) -> tuple[int, float]:
     torch.manual_seed(0)
     batch, length = 128, 28
     src = torch.randint(4, config.vocab_size, (batch, length))
@@ -85,12 +89,14 @@ def training_rate(config: ModelConfig) -> tuple[int, float]:
     model = build_model(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step() -> None:
+    def step(linears: bool) -> None:
         optimizer.zero_grad()
-        label_smoothed_loss(model(src, tgt, keep=real), tgt[real], 0, 0.1)[0].backward()
+        with OneDNNLinears() if linears else contextlib.nullcontext():
+            logits = model(src, tgt, keep=real)
+        label_smoothed_loss(logits, tgt[real], 0, 0.1)[0].backward()
         optimizer.step()
 
-    return counted_flops(step), median_seconds(step, 8)
+    return counted_flops(lambda: step(False)), median_seconds(lambda: step(onednn), 8)
 
 
 def decoding_rate(
@@ -124,7 +130,11 @@ def main() -> None:
     assert translator.model.config is not None
     pairs = load_corpus("multi30k", "test", None)[: args.sentences]
     sources = translator.tokenizer.encode_batch([source for source, _ in pairs])
-    rows = [("training step (forward, backward, Adam), batch 128 x 28", *training_rate(translator.model.config))]
+    rows = [("training step (forward, backward, Adam), batch 128 x 28", *training_rate(translator.model.config, False))]
+    if onednn_available():
+        rows.append(
+            ("training step, linear layers on oneDNN (as the trainer)", *training_rate(translator.model.config, True))
+        )
     for beam in (1, 4):
         name = f"{'greedy' if beam == 1 else 'beam 4'} decoding, batch 32, {len(sources)} sentences"
         rows.append((name, *decoding_rate(translator, unpacked, sources, beam)))

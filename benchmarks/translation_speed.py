@@ -12,6 +12,10 @@ inputs, the same for all engines. Target tokens are counted with our tokenizer o
 output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
 references (the long set's references are joined the same way). Prints markdown tables.
 
+Each engine runs in its own process (the script starts itself with ``--child``): with
+CTranslate2 loaded, PyTorch's beam search in the same process ran about 40 % slower here, so
+sharing a process would measure the neighbour, not the engine.
+
 "ours float32" is what ``Translator.load`` gives: Linear weights packed for oneDNN
 (``selfattention.decoding.packed``); at batch 32 it decodes in ``--workers`` forked processes of
 one thread each (``selfattention translate --workers 2``, ``selfattention.decoding.workers``), at
@@ -25,8 +29,11 @@ likewise. The glibc allocator thresholds are raised first, as ``selfattention tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,6 +178,41 @@ def measure(
     return rows
 
 
+ENGINES = (
+    "ours float32",
+    "ours float32 1 process",
+    "ours float32 MKL",
+    "ours int8",
+    "ours int8 1 process",
+    "HF float32",
+    "CT2 float32",
+    "CT2 int8",
+)
+
+
+def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Namespace) -> tuple[Engine, Translator]:
+    """One engine, and the float32 translator whose tokenizer counts tokens; in this process only."""
+    f32 = Translator.load(directory)
+    if name.startswith("ours"):
+        precision = "int8" if "int8" in name else "float32"
+        single = f32 if precision == "float32" else Translator.load(directory, precision="int8")
+        if name.endswith("MKL"):
+            return ours(Translator.load(directory, onednn=False)), f32
+        if name.endswith("1 process"):
+            return ours(single), f32
+        pooled = Translator.load(directory, precision=precision)
+        pooled.start_workers(args.workers)
+        return ours_split(pooled, single), f32
+    if name == "HF float32":
+        return hugging_face(scratch / "marian", f32), f32
+    q = name.split()[1]
+    batch_threads = tuple(int(x) for x in args.ct2_batch_threads.split(","))
+    latency_threads = tuple(int(x) for x in args.ct2_latency_threads.split(","))
+    b = ctranslate2_engine(scratch / f"ct2-{q}", f32, q, *batch_threads)
+    one = ctranslate2_engine(scratch / f"ct2-{q}", f32, q, *latency_threads)
+    return (lambda t, beam, n: (b if n > 1 else one)(t, beam, n)), f32
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model directory (default: the bundled en-fr)")
@@ -182,15 +224,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="our decoding processes at batch 32 (default 2)")
     parser.add_argument("--ct2-batch-threads", default="2,1", help="CT2 inter,intra threads at batch 32 (default 2,1)")
     parser.add_argument("--ct2-latency-threads", default="1,2", help="CT2 inter,intra threads at batch 1 (default 1,2)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # ENGINE@SCRATCH: measure one engine, print JSON rows
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tuned = tune_allocator()  # as `selfattention translate` does; every engine here shares the process
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"glibc allocator thresholds raised (as the CLI does): {tuned}")
-    print(
-        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}, threads {args.threads}"
-    )
-    print(f"CT2 threads (inter,intra): batch 32 {args.ct2_batch_threads}, batch 1 {args.ct2_latency_threads}")
+    tuned = tune_allocator()  # as `selfattention translate` does
     pairs = load_corpus("multi30k", "test", args.data_dir)
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     sets = {
@@ -205,34 +242,36 @@ def main() -> None:
         sets = {name: (s[:64], r[:64]) for name, (s, r) in sets.items()}
         beams, latency_n = [1], 10
     directory = resolve_model(args.model)
-    f32, i8 = Translator.load(directory), Translator.load(directory, precision="int8")
-    plain = Translator.load(directory, onednn=False)  # PyTorch's own (MKL) products, for the record
-    pooled = {"float32": Translator.load(directory), "int8": Translator.load(directory, precision="int8")}
-    for translator in pooled.values():  # forked now, before any other engine starts threads
-        translator.start_workers(args.workers)
+    if args.child:
+        name, scratch = args.child.split("@", 1)
+        engine, f32 = build_engine(name, directory, Path(scratch), args)
+        rows = [
+            row
+            for data, (texts, refs) in sets.items()
+            for beam in beams
+            for row in measure(name, engine, data, texts, refs, beam, latency_n, f32)
+        ]
+        print(json.dumps([dataclasses.asdict(row) for row in rows]))
+        return
+    print(f"command: python {' '.join(sys.argv)}")
+    print(f"glibc allocator thresholds raised (as the CLI does): {tuned}")
+    print(
+        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}, threads {args.threads}"
+    )
+    print(f"CT2 threads (inter,intra): batch 32 {args.ct2_batch_threads}, batch 1 {args.ct2_latency_threads}")
     print(f"ours at batch 32: {args.workers} worker processes x 1 thread; at batch 1: 1 process x {args.threads}")
+    print("each engine measured in its own process (CTranslate2's runtime in a process slows PyTorch's there)")
+    plain = Translator.load(directory, onednn=False)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="translation-speed-") as scratch:
-        marian = export_marian(plain.model, plain.tokenizer, Path(scratch) / "marian")
-        ct2 = {q: export_ct2(plain.model, plain.tokenizer, Path(scratch) / f"ct2-{q}", q) for q in ("float32", "int8")}
-        batch_threads = tuple(int(x) for x in args.ct2_batch_threads.split(","))
-        latency_threads = tuple(int(x) for x in args.ct2_latency_threads.split(","))
-        engines: dict[str, Engine] = {
-            "ours float32": ours_split(pooled["float32"], f32),
-            "ours float32 1 process": ours(f32),
-            "ours float32 MKL": ours(plain),
-            "ours int8": ours_split(pooled["int8"], i8),
-            "ours int8 1 process": ours(i8),
-            "HF float32": hugging_face(marian, f32),
-        }
+        export_marian(plain.model, plain.tokenizer, Path(scratch) / "marian")
         for q in ("float32", "int8"):
-            b = ctranslate2_engine(ct2[q], f32, q, *batch_threads)
-            one = ctranslate2_engine(ct2[q], f32, q, *latency_threads)
-            engines[f"CT2 {q}"] = lambda t, beam, n, b=b, one=one: (b if n > 1 else one)(t, beam, n)
-        for data, (texts, refs) in sets.items():
-            for beam in beams:
-                for name, engine in engines.items():
-                    rows += measure(name, engine, data, texts, refs, beam, latency_n, f32)
+            export_ct2(plain.model, plain.tokenizer, Path(scratch) / f"ct2-{q}", q)
+        passed = [a for a in sys.argv[1:] if not a.startswith("--child")]
+        for name in ENGINES:
+            command = [sys.executable, __file__, *passed, "--child", f"{name}@{scratch}"]
+            result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+            rows += [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
     print_tables(rows)
 
 

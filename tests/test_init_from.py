@@ -125,3 +125,21 @@ def test_the_committed_fine_tuning_recipe_fits_the_bundled_model() -> None:
     ids = {"vocab_size": bundled.vocab_size, "pad_id": 0, "bos_id": 1, "eos_id": 2}  # set by the trainer
     assert differences(replace(recipe, **ids), bundled) == []
     assert differences(replace(recipe, d_model=128, **ids), bundled) == ["d_model = 128 here, 256 in the model"]
+
+
+def test_resuming_before_the_first_checkpoint_needs_the_start_again(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = with_train(tiny_run_config, init_from=str(trained), max_steps=12, checkpoint_every=50)
+
+    def stop(self: Trainer, batches: list) -> None:
+        raise KeyboardInterrupt  # killed before any checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_step", stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, tmp_path / "run", show_progress=False)
+    assert not list_checkpoints(tmp_path / "run")
+    with pytest.raises(TrainingError, match=r"was started from .* has no checkpoint yet: resume it with --init-from"):
+        train(with_train(config, init_from=""), tmp_path / "run", resume=True, show_progress=False)
+    train(config, tmp_path / "run", resume=True, show_progress=False)  # given again: starts from the model

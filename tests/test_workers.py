@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 
 from selfattention.cli import main
 from selfattention.cli.common import BUNDLED_MODELS, DEFAULT_MODEL
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.workers import DecodingPool
+from selfattention.decoding.workers import DecodingPool, WorkersError
 
 SUBJECTS = ["A dog", "Two children", "The old man", "A woman in a red dress", "I", "My friends"]
 ACTIONS = ["is running in the park.", "ate the food.", "are playing soccer.", "is good.", "swims in the lake."]
@@ -48,7 +49,7 @@ def test_stopping_ends_the_processes(translator: Translator) -> None:
     translator.start_workers(2)
     pool = translator.pool
     assert pool is not None
-    processes = list(pool._pool._pool)  # type: ignore[attr-defined]
+    processes = pool.processes()
     assert len(processes) == 2 and all(p.is_alive() for p in processes)
     translator.stop_workers()
     for process in processes:
@@ -61,21 +62,48 @@ def test_one_worker_is_this_process(translator: Translator) -> None:
     assert translator.pool is None
 
 
-@pytest.mark.parametrize(("workers", "threads", "message"), [(1, 1, "at least 2 workers"), (2, 0, "at least 1")])
-def test_a_pool_refuses_bad_sizes(workers: int, threads: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        DecodingPool(lambda batch, config: [], workers, threads)
+def test_a_pool_refuses_one_worker() -> None:
+    with pytest.raises(ValueError, match="at least 2 workers"):
+        DecodingPool(lambda batch, config: [], 1)
+
+
+def test_a_worker_that_dies_stops_the_pool_with_a_clear_error() -> None:
+    def die(batch: object, config: object) -> list[list[int]]:
+        os._exit(3)  # as a worker killed by the kernel would
+
+    pool = DecodingPool(die, 2)
+    with pytest.raises(WorkersError, match="a decoding worker process died"):
+        list(pool.map([[[5]], [[6]], [[7]]], None))
+
+
+def test_an_error_in_a_worker_reaches_the_caller() -> None:
+    def fail(batch: object, config: object) -> list[list[int]]:
+        raise ValueError(f"bad batch {batch}")
+
+    pool = DecodingPool(fail, 2)
+    with pytest.raises(ValueError, match=r"bad batch \[\[5\]\]"):
+        list(pool.map([[[5]]], None))
+    pool.close()
 
 
 def test_the_cli_translates_the_same_with_workers(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    started: list[int] = []
+    real = Translator.start_workers
+
+    def counted(self: Translator, workers: int) -> None:
+        real(self, workers)
+        started.append(len(self.pool.processes()) if self.pool is not None else 0)
+
+    monkeypatch.setattr(Translator, "start_workers", counted)
     outputs = []
     for workers in ("1", "2"):
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\n".join(TEXTS).encode() + b"\n")))
         assert main(["translate", "--beam", "1", "--batch-size", "4", "--workers", workers]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1] and outputs[0].count("\n") == len(TEXTS)
+    assert started == [2]  # --workers 1 starts none
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ three products of a linear layer with it:
                  grad_b = sum of grad_y over the rows
 
 grad_W of the wide output projection (8,000 outputs from 256 inputs) is computed as its
-transpose, x^T grad_y, which oneDNN runs faster than the (O, M) x (M, I) product; inputs are
-passed as strided views, never copied. What it is worth in a whole training step:
+transpose, x^T grad_y, which oneDNN runs faster than the (O, M) x (M, I) product. Operands
+are passed as views; oneDNN makes a contiguous copy of a transposed first operand itself. What it is worth in a whole training step:
 ``benchmarks/training_step.py`` and ``benchmarks/training_throughput.py`` (BENCHMARKS.md).
 
 :class:`OneDNNLinears` is the one switch: inside ``with OneDNNLinears():`` every

@@ -50,8 +50,8 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help=(
-            "decode batches in N processes of one thread each (CPU only; default 1: one process with "
-            "PyTorch's threads). On a 2-core CPU, 2 translates many batches about 1.5x faster"
+            "decode batches in N forked processes of one thread each (CPU, Linux; default 1: one process "
+            "with PyTorch's threads). On a 2-core CPU, 2 translates many batches faster"
         ),
     )
     parser.add_argument(

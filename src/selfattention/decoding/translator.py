@@ -18,7 +18,7 @@ from selfattention.decoding.packed import pack_linears
 from selfattention.decoding.quantize import check_precision, with_precision
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
-from selfattention.decoding.workers import DecodingPool
+from selfattention.decoding.workers import DecodingPool, WorkersError
 from selfattention.model import Transformer
 from selfattention.model_io import ModelFileError, load_model
 
@@ -59,15 +59,19 @@ class Translator:
         self.pad_id, self.bos_id, self.eos_id = special_ids(model)
         self.pool: DecodingPool | None = None
 
-    def start_workers(self, workers: int, threads: int = 1) -> None:
-        """Decode batches in ``workers`` forked processes of ``threads`` threads each (1: in this process).
+    def start_workers(self, workers: int) -> None:
+        """Decode batches in ``workers`` forked processes of one thread each (1: in this process).
 
         On a CPU, two processes of one thread each are faster than one of two threads
         (:mod:`selfattention.decoding.workers`). The translations are the same either way.
+        CPU models only: a :class:`WorkersError` says so for others.
         """
         self.stop_workers()
         if workers > 1:
-            self.pool = DecodingPool(self.translate_ids, workers, threads)
+            device = next(self.model.parameters()).device
+            if device.type != "cpu":
+                raise WorkersError(f"decoding workers run on the CPU only, and this model is on {device}")
+            self.pool = DecodingPool(self.translate_ids, workers)
 
     def stop_workers(self) -> None:
         if self.pool is not None:

@@ -2,23 +2,28 @@
 
 Search over a batch of 32 sentences is a long chain of small matrix products (32 rows at a
 time), too small to keep two threads busy: on the 2-core benchmark machine, two processes of
-one thread each, each decoding its own batches, translate about 1.5 times as many tokens a
-second as one process of two threads (BENCHMARKS.md, issue 6). This is what CTranslate2 calls
+one thread each, each decoding its own batches, translate more tokens a second than one
+process of two threads (BENCHMARKS.md, issue 6). This is what CTranslate2 calls
 ``inter_threads``; threads inside one process would share Python's interpreter lock, which the
 per-step bookkeeping holds.
 
 The workers are forked from the process that loaded the model, so they share its weights
-(copy on write) and start in milliseconds; each runs ``threads`` intra-op threads (one by
-default), so the parent's OpenMP pool is never used in a child. Forking needs a POSIX system.
-Results come back in the order of the batches.
+(copy on write) and start in milliseconds. Each runs one intra-op thread: a forked child must
+not use the OpenMP thread pool its parent may have started, so more is refused. Forking needs
+Linux (macOS forks, but not safely once system frameworks are loaded). Results come back in
+the order of the batches. A worker that dies (killed, out of memory) stops the pool with a
+:class:`WorkersError` rather than leaving the caller waiting; Ctrl-C reaches the parent only.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from multiprocessing.pool import Pool
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
@@ -26,47 +31,66 @@ import torch
 Batch = Sequence[Sequence[int]]
 Decode = Callable[[Batch, Any], list[list[int]]]
 
-_decode: Decode | None = None  # set in the parent just before forking; a worker's copy is what it runs
+_decode: Decode | None = None  # in a worker: its inherited copy of the translator's decode
 
 
 class WorkersError(RuntimeError):
-    """The worker processes cannot be started here."""
+    """The worker processes cannot be started here, or one of them died."""
 
 
-def _start_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+def _start_worker(decode: Decode) -> None:
+    """A worker's set-up: inherited (not pickled, the pool forks), one thread, no Ctrl-C."""
+    global _decode
+    _decode = decode
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run(job: tuple[Batch, Any]) -> list[list[int]]:
-    assert _decode is not None, "a worker started without a translator"
-    batch, config = job
+def _run(batch: Batch, config: Any) -> list[list[int]]:
+    if _decode is None:
+        raise WorkersError("a decoding worker started without its translator")
     return _decode(batch, config)
+
+
+def _ready(_: int) -> bool:
+    return _decode is not None
 
 
 class DecodingPool:
     """``workers`` forked processes, each calling ``decode(batch, config)`` on its share of batches."""
 
-    def __init__(self, decode: Decode, workers: int, threads: int = 1) -> None:
-        global _decode
+    def __init__(self, decode: Decode, workers: int) -> None:
         if workers < 2:
             raise ValueError(f"a decoding pool needs at least 2 workers, got {workers}")
-        if threads < 1:
-            raise ValueError(f"threads per worker must be at least 1, got {threads}")
-        if "fork" not in multiprocessing.get_all_start_methods():
-            raise WorkersError("decoding workers need fork(), which this system does not have; use --workers 1")
-        self.workers, self.threads = workers, threads
-        _decode = decode
-        try:
-            self._pool: Pool = multiprocessing.get_context("fork").Pool(
-                workers, initializer=_start_worker, initargs=(threads,)
-            )
-        finally:
-            _decode = None
-        self._finalizer = weakref.finalize(self, self._pool.terminate)
+        if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+            raise WorkersError(f"decoding workers need Linux's fork(); on {sys.platform} use --workers 1")
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(decode,)
+        )
+        self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=False, cancel_futures=True)
+        if not all(self._executor.map(_ready, range(workers))):  # forks every worker now, before other threads
+            raise WorkersError("a decoding worker started without its translator")
 
     def map(self, batches: Iterable[Batch], config: Any) -> Iterator[list[list[int]]]:
         """The decoded batches, in order, each as soon as it and those before it are done."""
-        return self._pool.imap(_run, ((batch, config) for batch in batches))
+        futures = [self._executor.submit(_run, batch, config) for batch in batches]
+        try:
+            for future in futures:
+                yield future.result()
+        except BrokenProcessPool:
+            self.close()
+            raise WorkersError(
+                "a decoding worker process died (killed, or out of memory); the pool is stopped: "
+                "translate again, or with --workers 1"
+            ) from None
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def processes(self) -> list[multiprocessing.process.BaseProcess]:
+        """The worker processes (for tests and monitoring)."""
+        return list(getattr(self._executor, "_processes", {}).values())
 
     def close(self) -> None:
         """Stop the workers (also done when the pool is garbage-collected or the program ends)."""

@@ -140,6 +140,8 @@ class Trainer:
             raise TrainingError("the training corpora hold no usable pairs")
         tokenizer_path = self.run_dir / "tokenizer.model"
         start = Path(train_cfg.init_from) if train_cfg.init_from and not (resume and existing) else None
+        if resume and not existing and not train_cfg.init_from:
+            self._refuse_lost_start()
         if main:  # the others wait, then read what rank 0 wrote
             if start is not None:  # a fine-tuning run: the starting model's vocabulary
                 self.tokenizer = self._init(init_tokenizer, start)
@@ -204,6 +206,19 @@ class Trainer:
             self.device,
             f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
+
+    def _refuse_lost_start(self) -> None:
+        """A fine-tuning run resumed before its first checkpoint must be told its start again."""
+        try:
+            recorded = json.loads((self.run_dir / "run_config.json").read_text(encoding="utf-8"))
+            init_from = recorded["train"]["init_from"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no record (or an old one): nothing to lose
+        if init_from:
+            raise TrainingError(
+                f"{self.run_dir} was started from {init_from} (run_config.json) and has no checkpoint yet: "
+                f"resume it with --init-from {init_from}, or the weights would start at random"
+            )
 
     def _init(self, step: Callable[..., Any], *args: Any) -> Any:
         try:
