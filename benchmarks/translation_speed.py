@@ -13,7 +13,8 @@ output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on 
 references (the long set's references are joined the same way). Prints markdown tables.
 
 Each engine runs in its own process (the script starts itself with ``--child``): with
-CTranslate2 loaded, PyTorch's beam search in the same process ran about 40 % slower here, so
+CTranslate2 loaded, PyTorch's beam search in the same process ran about 30 % slower here
+(``benchmarks/neighbour_slowdown.py``), so
 sharing a process would measure the neighbour, not the engine.
 
 "ours float32" is what ``Translator.load`` gives: Linear weights packed for oneDNN
