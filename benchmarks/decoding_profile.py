@@ -36,7 +36,7 @@ def main() -> None:
     started = time.perf_counter()
     translator.translate(sources, config)
     seconds = time.perf_counter() - started
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
         translator.translate(sources, config)
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
@@ -51,6 +51,23 @@ def main() -> None:
             f"| `{event.key}` | {event.count:,} | {event.self_cpu_time_total / 1e3:,.1f} "
             f"| {event.self_cpu_time_total / total:.1%} |"
         )
+    products = [e for e in profiler.key_averages(group_by_input_shape=True) if "linear" in e.key]
+    products.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    product_total = sum(e.self_cpu_time_total for e in products)
+    print("\nThe linear products by shape (input, weight), largest first:\n")
+    print("| input | weight | calls | µs a call | share of product time |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for event in products[:6]:
+        shapes = event.input_shapes
+        print(
+            f"| {tuple(shapes[0])} | {tuple(shapes[1])} | {event.count:,} | {event.self_cpu_time_total / event.count:,.0f} "
+            f"| {event.self_cpu_time_total / product_total:.0%} |"
+        )
+    vocab = translator.model.config.vocab_size if translator.model.config is not None else -1
+    projection = sum(e.self_cpu_time_total for e in products if e.input_shapes and e.input_shapes[1][:1] == [vocab])
+    print(
+        f"\nAll calls of the output projection (weight rows = vocabulary): {projection / product_total:.0%} of product time"
+    )
     model = translator.model.config
     assert model is not None
     d, ff, vocab, layers = model.d_model, model.d_ff, model.vocab_size, model.decoder_layers
