@@ -143,3 +143,16 @@ def test_resuming_before_the_first_checkpoint_needs_the_start_again(
     with pytest.raises(TrainingError, match=r"was started from .* has no checkpoint yet: resume it with --init-from"):
         train(with_train(config, init_from=""), tmp_path / "run", resume=True, show_progress=False)
     train(config, tmp_path / "run", resume=True, show_progress=False)  # given again: starts from the model
+
+
+def test_the_cli_refuses_another_architecture_before_reading_any_corpus(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selfattention.cli import main
+
+    config = Path(__file__).parents[1] / "configs" / "en-fr-tune.toml"  # d_model 256; the tiny model has 32
+    out = tmp_path / "run"
+    arguments = ["train", "--config", str(config), "--out", str(out), "--init-from", str(trained)]
+    assert main([*arguments, "--data-dir", str(tmp_path / "no-corpora-here")]) == 2
+    assert "not this run's architecture: d_model = 256 here, 32 in the model" in capsys.readouterr().err
+    assert not out.exists()

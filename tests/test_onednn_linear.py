@@ -135,3 +135,20 @@ def test_a_tiny_training_run_has_the_same_loss_curve_with_the_switch_on_and_off(
         curves[switch] = losses_of(tmp_path / str(switch))
     assert len(curves[True]) == 4  # loss and NLL at two logged steps
     assert curves[True] == pytest.approx(curves[False], rel=1e-4)
+
+
+@needs_onednn
+def test_a_non_contiguous_output_gradient_gives_the_same_gradients() -> None:
+    """After attention's reshapes the incoming gradient is often a transposed view."""
+    torch.manual_seed(1)
+    x = torch.randn(6, 5, 24)
+    w, b = torch.randn(16, 24), torch.randn(16)
+    weights = torch.randn(16, 5, 6)  # multiplies the output seen as (O, 5, 6): its gradient arrives permuted
+    results = []
+    for fn in (OneDNNLinear.apply, F.linear):
+        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+        y = fn(xs, ws, bs)
+        (y.permute(2, 1, 0) * weights).sum().backward()
+        results.append([xs.grad, ws.grad, bs.grad])
+    for ours, theirs in zip(*results, strict=True):
+        assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-5)

@@ -79,6 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
     from selfattention.cli.common import resolve_model
     from selfattention.evaluation import greedy_bleu
     from selfattention.training import TrainingError, load_run_config, train
+    from selfattention.training.init_from import check_start
 
     if args.nproc < 1:
         raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
@@ -91,6 +92,8 @@ def run_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.init_from={json.dumps(str(resolve_model(args.init_from)))}")
     try:
         config = load_run_config(args.config, overrides)  # checked here, before any process starts
+        if config.train.init_from:
+            check_start(config.model, Path(config.train.init_from))
     except ValueError as error:
         raise CommandError(str(error)) from None
     if args.nproc > 1:
