@@ -79,7 +79,7 @@ class DecodingPool:
             for future in futures:
                 yield future.result()
         except BrokenProcessPool:
-            self.close()
+            self.close()  # what is left of it
             raise WorkersError(
                 "a decoding worker process died (killed, or out of memory); the pool is stopped: "
                 "translate again, or with --workers 1"
@@ -93,8 +93,16 @@ class DecodingPool:
         return list(getattr(self._executor, "_processes", {}).values())
 
     def close(self) -> None:
-        """Stop the workers (also done when the pool is garbage-collected or the program ends)."""
-        self._finalizer()
+        """Stop the workers now (also done, without waiting, when the pool is garbage-collected)."""
+        if not self._finalizer.alive:
+            return
+        self._finalizer.detach()
+        processes = self.processes()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # idle, or busy with a batch nobody will read: stop them either way
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
 
 
 __all__ = ["DecodingPool", "WorkersError"]
