@@ -4,9 +4,9 @@ Shapes: M rows (every dimension of the input but the last, flattened), I input f
 O output features.
 
 PyTorch sends a float32 matrix product on a CPU to MKL, which on AMD processors runs its AVX2
-code: about 165 GFLOP/s on the 2-core Zen 5 benchmark machine. oneDNN (PyTorch's ``mkldnn``
+code: 172-181 GFLOP/s on the 2-core Zen 5 benchmark machine. oneDNN (PyTorch's ``mkldnn``
 operators) compiles AVX-512 kernels for the processor at hand and runs the same products at
-300-370 GFLOP/s, with errors of the same order as MKL's. :class:`OneDNNLinear` computes all
+361-394 GFLOP/s (``benchmarks/flops.py``), with errors of the same order as MKL's. :class:`OneDNNLinear` computes all
 three products of a linear layer with it:
 
     forward      y      = x W^T + b        (M, I) x (I, O), the bias fused in
@@ -15,8 +15,8 @@ three products of a linear layer with it:
                  grad_b = sum of grad_y over the rows
 
 grad_W of the wide output projection (8,000 outputs from 256 inputs) is computed as its
-transpose, x^T grad_y, which oneDNN runs faster than the (O, M) x (M, I) product. Operands
-are passed as views; oneDNN makes a contiguous copy of a transposed first operand itself. What it is worth in a whole training step:
+transpose, x^T grad_y. Operands are passed as views; oneDNN makes a contiguous copy of a
+transposed first operand itself. What it is worth in a whole training step:
 ``benchmarks/training_step.py`` and ``benchmarks/training_throughput.py`` (BENCHMARKS.md).
 
 :class:`OneDNNLinears` is the one switch: inside ``with OneDNNLinears():`` every

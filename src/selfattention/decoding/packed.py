@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from selfattention.onednn_linear import onednn_available
+
 BATCH_HINT = 32  # the row count oneDNN lays the weight out for; measured best from 1 to 1,088 rows
 SWITCH = "SELFATTENTION_ONEDNN"
 
@@ -30,12 +32,7 @@ def onednn_wanted() -> bool:
     """Whether oneDNN float32 products are available here and not turned off by ``SELFATTENTION_ONEDNN=0``."""
     if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    return (
-        torch.backends.mkldnn.is_available()
-        and hasattr(mkldnn, "_linear_pointwise")
-        and hasattr(mkldnn, "_reorder_linear_weight")
-    )
+    return onednn_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 
 class PackedLinear(nn.Module):

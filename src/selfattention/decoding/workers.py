@@ -64,7 +64,6 @@ class DecodingPool:
             raise ValueError(f"a decoding pool needs at least 2 workers, got {workers}")
         if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
             raise WorkersError(f"decoding workers need Linux's fork(); on {sys.platform} use --workers 1")
-        self.workers = workers
         self._executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(decode,)
         )

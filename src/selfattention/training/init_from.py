@@ -49,30 +49,33 @@ def differences(run: ModelConfig, start: ModelConfig) -> list[str]:
     return found
 
 
-def check_start(run: ModelConfig, directory: Path) -> None:
-    """Refuse a starting model of another architecture before any work (the vocabulary size and
-    special ids are the model's, since its tokenizer is taken with it)."""
+def _start_config(directory: Path) -> ModelConfig:
     try:
-        start = load_config(directory)
+        return load_config(directory)
     except ValueError as error:  # ModelFileError, naming the file
         raise InitError(f"train.init_from: {error}") from None
-    same_ids = dataclasses.replace(
-        run, vocab_size=start.vocab_size, pad_id=start.pad_id, bos_id=start.bos_id, eos_id=start.eos_id
-    )
-    found = differences(same_ids, start)
+
+
+def _refuse_other_architecture(run: ModelConfig, start: ModelConfig, directory: Path) -> None:
+    found = differences(run, start)
     if found:
         raise InitError(f"train.init_from: {directory} is not this run's architecture: " + "; ".join(found))
 
 
+def check_start(run: ModelConfig, directory: Path) -> None:
+    """Refuse a starting model of another architecture before any work (the vocabulary size and
+    special ids are the model's, since its tokenizer is taken with it)."""
+    start = _start_config(directory)
+    same_ids = dataclasses.replace(
+        run, vocab_size=start.vocab_size, pad_id=start.pad_id, bos_id=start.bos_id, eos_id=start.eos_id
+    )
+    _refuse_other_architecture(same_ids, start, directory)
+
+
 def load_initial_weights(model: Transformer, run: ModelConfig, directory: Path) -> None:
     """Fill ``model`` (built from ``run``) with the starting model's weights, checked."""
+    _refuse_other_architecture(run, _start_config(directory), directory)
     try:
-        start = load_config(directory)
-        found = differences(run, start)
-        if found:
-            raise InitError(f"train.init_from: {directory} is not this run's architecture: " + "; ".join(found))
         load_weights(model, directory / WEIGHTS_FILE)
-    except InitError:
-        raise
     except ValueError as error:  # ModelFileError, naming the file
         raise InitError(f"train.init_from: {error}") from None
