@@ -10,6 +10,7 @@ import gzip
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -75,6 +76,11 @@ def _write_gz(path: Path, lines: list[str]) -> None:
 def _moses_like(text: str) -> str:
     """Lower-cased, with the final full stop split off, as the official tokenised references are."""
     return text.lower().replace(".", " .")
+
+
+def with_train(config: RunConfig, **changes: Any) -> RunConfig:
+    """``config`` with some ``[train]`` settings changed."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
 
 
 @pytest.fixture(scope="session")

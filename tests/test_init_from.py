@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import with_train
 from selfattention.model_io import load_model
 from selfattention.training import RunConfig, TrainingError, train
 from selfattention.training.checkpoint import list_checkpoints
 from selfattention.training.trainer import Trainer
-
-
-def with_train(config: RunConfig, **changes: object) -> RunConfig:
-    return replace(config, train=replace(config.train, **changes))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import selfattention.onednn_linear as onednn_linear
+from conftest import with_train
 from selfattention.onednn_linear import OneDNNLinear, OneDNNLinears, linear, onednn_available, takes_onednn
 from selfattention.training import RunConfig, train
 from selfattention.training.metrics import read_metrics
@@ -128,7 +128,7 @@ def test_a_tiny_training_run_has_the_same_loss_curve_with_the_switch_on_and_off(
     monkeypatch.setattr(onednn_linear, "_product", counted)
     curves = {}
     for switch in (True, False):
-        config = replace(tiny_run_config, train=replace(tiny_run_config.train, max_steps=50, onednn_linear=switch))
+        config = with_train(tiny_run_config, max_steps=50, onednn_linear=switch)
         products = 0
         train(config, tmp_path / str(switch), show_progress=False)
         assert (products > 0) == switch, f"onednn_linear={switch} but {products} oneDNN products"

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 import selfattention.model_io as model_io
 import selfattention.training.checkpoint as checkpoint_module
 import selfattention.training.trainer as trainer_module
+from conftest import with_train
 from selfattention import ModelConfig, build_model, load_model, save_model
 from selfattention.data import Tokenizer, token_batches
 from selfattention.decoding import DecodingConfig, Translator
@@ -37,10 +38,6 @@ from selfattention.training.metrics import read_metrics
 from selfattention.training.schedule import inverse_sqrt_lr, scheduled_lr
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def with_train(config: RunConfig, **changes: Any) -> RunConfig:
-    return replace(config, train=replace(config.train, **changes))
 
 
 def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
