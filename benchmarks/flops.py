@@ -78,7 +78,8 @@ def matmul_ceiling() -> list[tuple[str, float]]:
     return rates
 
 
-def training_rate(config: ModelConfig, onednn: bool) -> tuple[int, float]:
+def training_rates(config: ModelConfig) -> tuple[int, float, float]:
+    """FLOPs of one training step, and its median seconds with PyTorch's products and with oneDNN's."""
     torch.manual_seed(0)
     batch, length = 128, 28
     src = torch.randint(4, config.vocab_size, (batch, length))
@@ -96,7 +97,8 @@ def training_rate(config: ModelConfig, onednn: bool) -> tuple[int, float]:
         label_smoothed_loss(logits, tgt[real], 0, 0.1)[0].backward()
         optimizer.step()
 
-    return counted_flops(lambda: step(False)), median_seconds(lambda: step(onednn), 8)
+    onednn = median_seconds(lambda: step(True), 8) if onednn_available() else float("nan")
+    return counted_flops(lambda: step(False)), median_seconds(lambda: step(False), 8), onednn
 
 
 def decoding_rate(
@@ -130,11 +132,10 @@ def main() -> None:
     assert translator.model.config is not None
     pairs = load_corpus("multi30k", "test", None)[: args.sentences]
     sources = translator.tokenizer.encode_batch([source for source, _ in pairs])
-    rows = [("training step (forward, backward, Adam), batch 128 x 28", *training_rate(translator.model.config, False))]
+    flops, plain, onednn = training_rates(translator.model.config)
+    rows = [("training step (forward, backward, Adam), batch 128 x 28", flops, plain)]
     if onednn_available():
-        rows.append(
-            ("training step, linear layers on oneDNN (as the trainer)", *training_rate(translator.model.config, True))
-        )
+        rows.append(("training step, linear layers on oneDNN (as the trainer)", flops, onednn))
     for beam in (1, 4):
         name = f"{'greedy' if beam == 1 else 'beam 4'} decoding, batch 32, {len(sources)} sentences"
         rows.append((name, *decoding_rate(translator, unpacked, sources, beam)))

@@ -1,17 +1,19 @@
 """Why translation_speed.py runs each engine in its own process: a neighbour slows PyTorch's search.
 
-    python benchmarks/neighbour_slowdown.py [--sentences 320]
+    python benchmarks/neighbour_slowdown.py [--sentences 320]      # both neighbours, a process each
 
 Beam-4 translation (batch 32, 2 threads) of the first ``--sentences`` Multi30k test sources with
 the bundled model, twice alone, then twice more in the same process after a CTranslate2
 translator (the same weights, ``inter_threads=2, intra_threads=1``) has been created and has
-translated one batch, or after ``transformers`` has been imported (``--neighbour transformers``).
-Prints target tokens/s for each run.
+translated one batch, or after ``transformers`` has been imported. Without ``--neighbour``, it
+runs itself once for each, in a fresh process. Prints target tokens/s for each run.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +25,20 @@ from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.runtime import tune_allocator
 
+NEIGHBOURS = ("ctranslate2", "transformers")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=320, help="Multi30k test sources (default 320)")
-    parser.add_argument("--neighbour", choices=["ctranslate2", "transformers"], default="ctranslate2")
+    parser.add_argument("--neighbour", choices=NEIGHBOURS, help="only this one, in this process")
     args = parser.parse_args()
+    if args.neighbour is None:
+        for neighbour in NEIGHBOURS:
+            command = [sys.executable, __file__, "--sentences", str(args.sentences), "--neighbour", neighbour]
+            subprocess.run(command, check=True)
+            print()
+        return
     tune_allocator()
     torch.set_num_threads(2)
     translator = Translator.load(resolve_model(None))

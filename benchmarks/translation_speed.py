@@ -73,15 +73,6 @@ def ours(translator: Translator) -> Engine:
     return run
 
 
-def ours_split(pooled: Translator, single: Translator) -> Engine:
-    """Batches through ``pooled``'s worker processes; one sentence at a time in this process."""
-
-    def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
-        return (pooled if batch > 1 else single).translate(texts, DecodingConfig(beam_size=beam, batch_size=batch))
-
-    return run
-
-
 def hugging_face(directory: Path, translator: Translator) -> Engine:
     from transformers import MarianMTModel
 
@@ -195,15 +186,12 @@ def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Names
     """One engine, and the float32 translator whose tokenizer counts tokens; in this process only."""
     f32 = Translator.load(directory)
     if name.startswith("ours"):
-        precision = "int8" if "int8" in name else "float32"
-        single = f32 if precision == "float32" else Translator.load(directory, precision="int8")
         if name.endswith("MKL"):
             return ours(Translator.load(directory, onednn=False)), f32
-        if name.endswith("1 process"):
-            return ours(single), f32
-        pooled = Translator.load(directory, precision=precision)
-        pooled.start_workers(args.workers)
-        return ours_split(pooled, single), f32
+        translator = f32 if "int8" not in name else Translator.load(directory, precision="int8")
+        if not name.endswith("1 process"):  # one sentence at a time (batch 1) never leaves this process
+            translator.start_workers(args.workers)
+        return ours(translator), f32
     if name == "HF float32":
         return hugging_face(scratch / "marian", f32), f32
     q = name.split()[1]
