@@ -149,6 +149,48 @@ def test_a_translation_does_not_depend_on_its_batch(seed: int, search: str) -> N
 # -- beam search finds at least as good a translation --------------------------------------------
 
 
+@torch.no_grad()
+def reference_beam(
+    model: Transformer, src: torch.Tensor, beam_size: int, length_penalty: float, limits: SearchLimits
+) -> list[list[int]]:
+    """Beam search one sentence at a time, without the cache, over every (hypothesis, token) pair."""
+    memory, mask = model.encode(src), model.source_mask(src)
+    results = []
+    for b, limit in enumerate(limits_of(src, limits)):
+        beams: list[tuple[float, list[int]]] = [(0.0, [])]  # (log-probability, tokens), best first
+        finished: list[tuple[float, list[int]]] = []
+        for step in range(limit):
+            candidates = []
+            for score, tokens in beams:
+                prefix = torch.tensor([[BOS_ID, *tokens]])
+                log_probs = torch.log_softmax(model.decode(prefix, memory[b : b + 1], mask[b : b + 1])[0, -1], -1)
+                for token, value in enumerate(log_probs.tolist()):
+                    allowed = token == EOS_ID if step + 1 >= limit else token not in (BOS_ID, PAD_ID)
+                    if allowed:
+                        candidates.append((score + value, tokens, token))
+            candidates.sort(key=lambda c: c[0], reverse=True)
+            best = candidates[: 2 * beam_size]
+            for rank, (score, tokens, token) in enumerate(best):
+                if token == EOS_ID and rank < beam_size:
+                    finished.append((score / (len(tokens) + 1) ** length_penalty, tokens))
+            beams = [(score, [*tokens, token]) for score, tokens, token in best if token != EOS_ID][:beam_size]
+            if len(finished) >= beam_size:
+                break
+        results.append(max(finished, key=lambda f: f[0])[1])
+    return results
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("limits", [SearchLimits(), SearchLimits(0.5, 2)])
+def test_beam_search_is_the_plain_search_batched(seed: int, limits: SearchLimits) -> None:
+    """Same outputs as trying every token after every hypothesis, one sentence at a time (float64)."""
+    model = random_model(seed).double()
+    src = padded(random_sources(seed, count=6))
+    for beam_size, length_penalty in ((3, 1.0), (4, 0.6)):
+        expected = reference_beam(model, src, beam_size, length_penalty, limits)
+        assert beam_search(model, src, BOS_ID, EOS_ID, beam_size, length_penalty, limits) == expected
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_beam_scores_at_least_as_well_as_greedy(seed: int) -> None:
     model = random_model(seed)

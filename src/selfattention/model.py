@@ -152,7 +152,8 @@ class Transformer(nn.Module):
         if recorder is not None:
             recorder.at("tgt_embed").record("output", x)
         past = offset
-        self_mask = causal_mask(tgt.shape[1], past + tgt.shape[1], device=tgt.device)  # (T, past + T)
+        # One new position may attend to every position so far: its causal mask would be all True.
+        self_mask = None if tgt.shape[1] == 1 else causal_mask(tgt.shape[1], past + tgt.shape[1], device=tgt.device)
         h = self.decoder(x, memory, self_mask, memory_mask, state=state, recorder=scoped(recorder, "decoder"))
         if state is not None:
             state.position += tgt.shape[1]

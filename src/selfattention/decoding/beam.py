@@ -52,14 +52,15 @@ def beam_search(
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         log_probs[:, bos_id] = -torch.inf
         log_probs[:, model.pad_id] = -torch.inf
-        at_limit = step + 1 >= max_lengths  # (A*K,) only EOS is allowed now
-        eos_column = log_probs[:, eos_id].clone()
-        log_probs[at_limit] = -torch.inf
-        log_probs[:, eos_id] = eos_column
-        vocab = log_probs.shape[-1]
-        candidates = (scores.reshape(-1, 1) + log_probs).reshape(alive, k * vocab)  # (A, K*V)
+        # A sentence's 2K best candidates are among its hypotheses' 2K best tokens each.
+        row_scores, row_tokens = log_probs.topk(2 * k, dim=-1)  # (A*K, 2K)
+        at_limit = (step + 1 >= max_lengths)[:, None]  # (A*K, 1): only EOS is allowed now
+        only_eos = torch.where(rank == 0, log_probs[:, eos_id : eos_id + 1], -torch.inf)  # (A*K, 2K)
+        row_scores = torch.where(at_limit, only_eos, row_scores)
+        row_tokens = torch.where(at_limit, eos_id, row_tokens)
+        candidates = (scores.reshape(-1, 1) + row_scores).reshape(alive, k * 2 * k)  # (A, K*2K)
         top_scores, top_index = candidates.topk(2 * k, dim=-1)  # (A, 2K), best first
-        top_beam, top_token = top_index // vocab, top_index % vocab
+        top_beam, top_token = top_index // (2 * k), row_tokens.reshape(alive, -1).gather(1, top_index)
         is_eos = top_token == eos_id
         ends = is_eos & (rank < k) & torch.isfinite(top_scores)
         for a, j in ends.nonzero().tolist():
