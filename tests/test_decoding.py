@@ -10,7 +10,7 @@ import torch
 
 from selfattention import ModelConfig, Transformer, build_model
 from selfattention.data import BOS_ID, EOS_ID, PAD_ID, Tokenizer, collate, load_corpus, make_example
-from selfattention.decoding import DecodingConfig, SearchLimits, Translator, beam_search, greedy_search
+from selfattention.decoding import DecodingConfig, SearchLimits, Translator, beam_search, greedy_search, top_k
 
 VOCAB = 40
 SPECIAL = {PAD_ID, BOS_ID, EOS_ID}
@@ -182,8 +182,15 @@ def reference_beam(
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("limits", [SearchLimits(), SearchLimits(0.5, 2)])
-def test_beam_search_is_the_plain_search_batched(seed: int, limits: SearchLimits) -> None:
-    """Same outputs as trying every token after every hypothesis, one sentence at a time (float64)."""
+@pytest.mark.parametrize("chunk", [top_k.CHUNK, 3])
+def test_beam_search_is_the_plain_search_batched(
+    seed: int, limits: SearchLimits, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same outputs as trying every token after every hypothesis, one sentence at a time (float64).
+
+    Chunks of 3 make ``top_k`` skip chunks of the 40-token vocabulary; chunks of 64 leave one chunk.
+    """
+    monkeypatch.setattr(top_k, "CHUNK", chunk)
     model = random_model(seed).double()
     src = padded(random_sources(seed, count=6))
     for beam_size, length_penalty in ((3, 1.0), (4, 0.6)):

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from selfattention.decoding.search import SearchLimits
+from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
 
@@ -52,15 +53,8 @@ def beam_search(
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         log_probs[:, bos_id] = -torch.inf
         log_probs[:, model.pad_id] = -torch.inf
-        # A sentence's 2K best candidates are among its hypotheses' 2K best tokens each.
-        row_scores, row_tokens = log_probs.topk(2 * k, dim=-1)  # (A*K, 2K)
-        at_limit = (step + 1 >= max_lengths)[:, None]  # (A*K, 1): only EOS is allowed now
-        only_eos = torch.where(rank == 0, log_probs[:, eos_id : eos_id + 1], -torch.inf)  # (A*K, 2K)
-        row_scores = torch.where(at_limit, only_eos, row_scores)
-        row_tokens = torch.where(at_limit, eos_id, row_tokens)
-        candidates = (scores.reshape(-1, 1) + row_scores).reshape(alive, k * 2 * k)  # (A, K*2K)
-        top_scores, top_index = candidates.topk(2 * k, dim=-1)  # (A, 2K), best first
-        top_beam, top_token = top_index // (2 * k), row_tokens.reshape(alive, -1).gather(1, top_index)
+        at_limit = step + 1 >= max_lengths  # (A*K,) only EOS is allowed now
+        top_scores, top_beam, top_token = best_candidates(scores, log_probs, at_limit, eos_id)  # (A, 2K) each
         is_eos = top_token == eos_id
         ends = is_eos & (rank < k) & torch.isfinite(top_scores)
         for a, j in ends.nonzero().tolist():
@@ -92,3 +86,22 @@ def beam_search(
         else:
             results.append(max(finished[b], key=lambda item: item[0])[1])
     return results
+
+
+def best_candidates(scores: Tensor, log_probs: Tensor, at_limit: Tensor, eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each sentence's 2K best extensions, best first: ``(scores, hypothesis, token)``, each ``(A, 2K)``.
+
+    ``scores`` ``(A, K)`` are the hypotheses' log-probabilities, ``log_probs`` ``(A*K, V)`` the next
+    token's, ``at_limit`` ``(A*K,)`` the hypotheses that may only end (EOS). A sentence's 2K best
+    candidates are among its hypotheses' 2K best tokens each, so each row of the vocabulary is
+    searched for 2K tokens (:func:`top_k`), and the sentence's K × 2K candidates for the best 2K.
+    """
+    alive, k = scores.shape
+    row_scores, row_tokens = top_k(log_probs, 2 * k)  # (A*K, 2K)
+    rank = torch.arange(2 * k, device=scores.device)[None, :]
+    only_eos = torch.where(rank == 0, log_probs[:, eos_id : eos_id + 1], -torch.inf)  # (A*K, 2K)
+    row_scores = torch.where(at_limit[:, None], only_eos, row_scores)
+    row_tokens = torch.where(at_limit[:, None], eos_id, row_tokens)
+    candidates = (scores.reshape(-1, 1) + row_scores).reshape(alive, k * 2 * k)  # (A, K*2K)
+    top_scores, top_index = candidates.topk(2 * k, dim=-1)  # (A, 2K), best first
+    return top_scores, top_index // (2 * k), row_tokens.reshape(alive, -1).gather(1, top_index)
