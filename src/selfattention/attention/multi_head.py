@@ -50,8 +50,14 @@ class MultiHeadAttention(nn.Module):
         ``mask`` is boolean (True = may attend) and broadcasts to ``(B, H, T, S)``. With a
         ``cache``, self-attention appends this call's keys and values to it, and
         cross-attention computes the source's keys and values on the first call only.
+
+        Cross-attention may share one ``key_value`` row among G consecutive query rows (beam
+        search's G hypotheses of one sentence): ``query`` ``(B·G, T, D)``, ``key_value`` ``(B, S, D)``
+        and a ``mask`` of B rows (or 1). The G rows then attend as G·T queries of one row.
         """
-        self._check_input(query, key_value)
+        self._check_input(query, key_value, mask)
+        if key_value is not None and key_value.shape[0] != query.shape[0]:
+            return self._grouped(query, key_value, mask, cache=cache, need_weights=need_weights, recorder=recorder)
         q = self._split_heads(self.q_proj(query))  # (B, H, T, Dh)
         k, v = self._keys_values(query, key_value, cache)  # (B, H, S, Dh) each
         if recorder is not None:
@@ -66,6 +72,36 @@ class MultiHeadAttention(nn.Module):
         output = self.out_proj(self._merge_heads(heads))  # (B, T, D)
         if recorder is not None:
             recorder.record("attended", output)
+        return output, weights
+
+    def _grouped(
+        self,
+        query: Tensor,
+        key_value: Tensor,
+        mask: Tensor | None,
+        *,
+        cache: KVCache | None,
+        need_weights: bool,
+        recorder: Recorder | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Cross-attention of G consecutive query rows per ``key_value`` row, as G·T queries of that row."""
+        rows, length, width = query.shape
+        batch = key_value.shape[0]
+        groups = rows // batch
+        output, weights = self(
+            query.reshape(batch, groups * length, width),
+            key_value,
+            mask,
+            cache=cache,
+            need_weights=need_weights,
+            recorder=recorder,
+        )
+        output = output.reshape(rows, length, width)
+        if weights is not None:  # (B, H, G·T, S) -> (B·G, H, T, S)
+            heads, keys = weights.shape[1], weights.shape[-1]
+            weights = (
+                weights.reshape(batch, heads, groups, length, keys).transpose(1, 2).reshape(rows, heads, length, keys)
+            )
         return output, weights
 
     def _keys_values(self, query: Tensor, key_value: Tensor | None, cache: KVCache | None) -> tuple[Tensor, Tensor]:
@@ -89,13 +125,21 @@ class MultiHeadAttention(nn.Module):
         batch, _, length, _ = x.shape
         return x.transpose(1, 2).reshape(batch, length, self.d_model)  # (B, L, D)
 
-    def _check_input(self, query: Tensor, key_value: Tensor | None) -> None:
+    def _check_input(self, query: Tensor, key_value: Tensor | None, mask: Tensor | None) -> None:
         for name, x in (("query", query), ("key_value", key_value)):
             if x is None:
                 continue
             if x.dim() != 3 or x.shape[-1] != self.d_model:
                 raise ValueError(f"{name} must have shape (B, L, {self.d_model}), got {tuple(x.shape)}")
         if key_value is not None and key_value.shape[0] != query.shape[0]:
-            raise ValueError(f"query and key_value batch sizes differ: {query.shape[0]} and {key_value.shape[0]}")
+            if key_value.shape[0] == 0 or query.shape[0] % key_value.shape[0] != 0:
+                raise ValueError(
+                    f"query batch ({query.shape[0]}) must be key_value's ({key_value.shape[0]}) or a multiple of it"
+                )
+            if mask is not None and mask.dim() == 4 and mask.shape[0] not in (1, key_value.shape[0]):
+                raise ValueError(
+                    f"with {query.shape[0] // key_value.shape[0]} query rows per key_value row, the mask must have "
+                    f"{key_value.shape[0]} rows (one per key_value row) or 1, got {mask.shape[0]}"
+                )
         if not torch.is_floating_point(query):
             raise ValueError(f"query must be a floating-point tensor, got {query.dtype}")

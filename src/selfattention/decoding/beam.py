@@ -6,8 +6,10 @@ best K others continue. A sentence is done when it has K finished hypotheses; it
 one with the highest ``log-probability / length ** length_penalty``.
 
 A finished sentence leaves the batch, its source and every cache, so the steps after it cost
-only what the sentences still searching need. Reordering hypotheses touches the self-attention
-caches only: the K hypotheses of a sentence share its source keys and values.
+only what the sentences still searching need. The K hypotheses of a sentence share its source
+keys and values: cross-attention takes them as K query rows of the sentence (the source is
+neither repeated nor projected K times), and reordering hypotheses touches the self-attention
+caches only.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def beam_search(
     batch, k = src.shape[0], beam_size
     device = src.device
     max_lengths = limits.for_sources(src, model.pad_id).repeat_interleave(k)  # (A*K,), A live sentences
-    memory = model.encode(src).repeat_interleave(k, dim=0)  # (A*K, S, D)
-    memory_mask = model.source_mask(src).repeat_interleave(k, dim=0)
+    memory = model.encode(src)  # (A, S, D): each sentence's K hypotheses attend to it as K query rows
+    memory_mask = model.source_mask(src)
     state = model.start_state()
     history = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)  # (A*K, t)
     scores = torch.zeros(batch, k, device=device)
@@ -72,9 +74,9 @@ def beam_search(
             kept = torch.tensor(going, device=device)
             scores, rows, next_tokens = scores[kept], rows[kept], next_tokens[kept]
             sentence_rows = (kept[:, None] * k + offsets).reshape(-1)  # (A'*K,) in the old layout
-            memory, memory_mask = memory[sentence_rows], memory_mask[sentence_rows]
+            memory, memory_mask = memory[kept], memory_mask[kept]
             max_lengths = max_lengths[sentence_rows]
-            state.reorder(sentence_rows, targets=False)
+            state.reorder(kept, targets=False)
             live = [live[a] for a in going]
         flat = rows.reshape(-1)  # (A'*K,): which old row each new hypothesis extends
         history = torch.cat([history[flat], next_tokens.reshape(-1, 1)], dim=1)
