@@ -45,3 +45,10 @@ def test_a_smaller_chunk_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(top_k_module, "CHUNK", 7)
     values, indices = top_k(x, 4)
     assert torch.equal(values, expected[0]) and torch.equal(indices, expected[1])
+
+
+def test_one_is_the_argmax() -> None:
+    """Greedy search takes ``top_k(logits, 1)`` for ``argmax``."""
+    torch.manual_seed(3)
+    x = torch.randn(32, 8000)
+    assert torch.equal(top_k(x, 1)[1][:, 0], x.argmax(dim=-1))
