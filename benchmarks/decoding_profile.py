@@ -26,10 +26,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=256, help="Multi30k test sources (default 256)")
     parser.add_argument("--beam", type=int, default=1, help="beam size (default 1: greedy)")
+    parser.add_argument("--precision", default="float32", choices=["float32", "int8"], help="as translate --precision")
     args = parser.parse_args()
     tune_allocator()
     torch.set_num_threads(1)
-    translator = Translator.load(resolve_model(None))
+    translator = Translator.load(resolve_model(None), precision=args.precision)
     sources = [s for s, _ in load_corpus("multi30k", "test", None)][: args.sentences]
     config = DecodingConfig(beam_size=args.beam, batch_size=32)
     translator.translate(sources[:64], config)
@@ -41,8 +42,8 @@ def main() -> None:
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     search = "greedy" if args.beam == 1 else f"beam {args.beam}"
-    print(f"$ python benchmarks/decoding_profile.py --sentences {args.sentences} --beam {args.beam}")
-    print(f"\n{search}, batch 32, 1 thread, {len(sources)} sentences: {seconds:.2f} s unprofiled; ", end="")
+    print(f"$ python benchmarks/decoding_profile.py --sentences {args.sentences} --beam {args.beam} --precision {args.precision}")
+    print(f"\n{args.precision}, {search}, batch 32, 1 thread, {len(sources)} sentences: {seconds:.2f} s unprofiled; ", end="")
     print(f"{total / 1e6:.2f} s in PyTorch operators when profiled (the rest is Python between them)\n")
     print("| operator | calls | self CPU ms | share of operator time |")
     print("| --- | ---: | ---: | ---: |")
