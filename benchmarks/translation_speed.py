@@ -222,6 +222,8 @@ def main() -> None:
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # ENGINE@SCRATCH: measure one engine, print JSON rows
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     torch.set_num_threads(args.threads)
     tuned = tune_allocator()  # as `selfattention translate` does
     pairs = load_corpus("multi30k", "test", args.data_dir)

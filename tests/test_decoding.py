@@ -84,7 +84,10 @@ def normalised_score(model: Transformer, source: list[int], output: list[int]) -
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_greedy_with_the_cache_equals_greedy_without(seed: int) -> None:
+@pytest.mark.parametrize("chunk", [top_k.CHUNK, 3])
+def test_greedy_with_the_cache_equals_greedy_without(seed: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 3 make the next token's ``top_k`` skip chunks of the 40-token vocabulary."""
+    monkeypatch.setattr(top_k, "CHUNK", chunk)
     model = random_model(seed)
     src = padded(random_sources(seed))
     limits = SearchLimits()
@@ -196,6 +199,14 @@ def test_beam_search_is_the_plain_search_batched(
     for beam_size, length_penalty in ((3, 1.0), (4, 0.6)):
         expected = reference_beam(model, src, beam_size, length_penalty, limits)
         assert beam_search(model, src, BOS_ID, EOS_ID, beam_size, length_penalty, limits) == expected
+
+
+def test_beam_wider_than_half_the_vocabulary() -> None:
+    """2K candidates per hypothesis from a 6-token vocabulary (3 of them special) at beam 4."""
+    model = random_model(2, vocab_size=6).double()
+    src = padded([[3, 4, 5], [4], [5, 3]])
+    limits = SearchLimits(1.0, 3)
+    assert beam_search(model, src, BOS_ID, EOS_ID, 4, 1.0, limits) == reference_beam(model, src, 4, 1.0, limits)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -57,3 +57,9 @@ def test_a_mask_per_query_row_is_refused_when_grouped(attention: MultiHeadAttent
     query, key_value, mask = inputs()
     with pytest.raises(ValueError, match=r"the mask must have 3 rows \(one per key_value row\) or 1, got 12"):
         attention(query, key_value, mask.repeat_interleave(G, 0))
+
+
+def test_a_mask_per_query_is_refused_when_grouped(attention: MultiHeadAttention) -> None:
+    query, key_value, _ = inputs()
+    with pytest.raises(ValueError, match=r"the mask must be per key \(one query row\), got shape \(2, 5\)"):
+        attention(query, key_value, torch.ones(T, S, dtype=torch.bool))

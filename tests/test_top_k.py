@@ -9,13 +9,14 @@ from selfattention.decoding import top_k as top_k_module
 from selfattention.decoding.top_k import CHUNK, top_k
 
 
-@pytest.mark.parametrize("width", [8000, 8000 + 17, CHUNK * 3, CHUNK * 9 - 1, 5])
+@pytest.mark.parametrize("width", [8000, 8000 + 17, CHUNK * 17 - 1])
 @pytest.mark.parametrize("k", [1, 2, 8])
 def test_the_values_and_indices_are_topks(width: int, k: int) -> None:
     torch.manual_seed(width + k)
     x = torch.randn(37, width)
-    values, indices = top_k(x, min(k, width))
-    expected = x.topk(min(k, width), dim=-1)
+    assert width // CHUNK > k  # the chunked path, not the fallback to torch.topk
+    values, indices = top_k(x, k)
+    expected = x.topk(k, dim=-1)
     assert torch.equal(values, expected.values)
     assert torch.equal(indices, expected.indices)
 
@@ -52,3 +53,19 @@ def test_one_is_the_argmax() -> None:
     torch.manual_seed(3)
     x = torch.randn(32, 8000)
     assert torch.equal(top_k(x, 1)[1][:, 0], x.argmax(dim=-1))
+
+
+def test_rows_of_ties_never_point_past_the_row() -> None:
+    """A row with fewer finite values than k and a partial last chunk: every index is a real column."""
+    x = torch.full((2, 8000 + 17), -torch.inf)
+    x[0, 8010] = 1.0  # in the partial chunk
+    x[1, 64] = 2.0
+    values, indices = top_k(x, 8)
+    assert int(indices.max()) < x.shape[1]
+    assert indices[0, 0] == 8010 and indices[1, 0] == 64
+    assert torch.equal(x.gather(1, indices), values)
+
+
+def test_small_inputs_fall_back_to_topk() -> None:
+    x = torch.randn(3, 5)
+    assert torch.equal(top_k(x, 5)[1], x.topk(5, dim=-1).indices)

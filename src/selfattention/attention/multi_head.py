@@ -53,7 +53,8 @@ class MultiHeadAttention(nn.Module):
 
         Cross-attention may share one ``key_value`` row among G consecutive query rows (beam
         search's G hypotheses of one sentence): ``query`` ``(B·G, T, D)``, ``key_value`` ``(B, S, D)``
-        and a ``mask`` of B rows (or 1). The G rows then attend as G·T queries of one row.
+        and a ``mask`` per key, of B rows (or 1). The G rows then attend as G·T queries of one row; a
+        recorder sees them in that layout.
         """
         self._check_input(query, key_value, mask)
         if key_value is not None and key_value.shape[0] != query.shape[0]:
@@ -135,6 +136,11 @@ class MultiHeadAttention(nn.Module):
             if key_value.shape[0] == 0 or query.shape[0] % key_value.shape[0] != 0:
                 raise ValueError(
                     f"query batch ({query.shape[0]}) must be key_value's ({key_value.shape[0]}) or a multiple of it"
+                )
+            if mask is not None and mask.dim() >= 2 and mask.shape[-2] != 1:
+                raise ValueError(
+                    f"with query rows grouped per key_value row, the mask must be per key (one query row), "
+                    f"got shape {tuple(mask.shape)}"
                 )
             if mask is not None and mask.dim() == 4 and mask.shape[0] not in (1, key_value.shape[0]):
                 raise ValueError(

@@ -15,6 +15,7 @@ caches only.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from selfattention.decoding.search import SearchLimits
@@ -99,7 +100,11 @@ def best_candidates(scores: Tensor, log_probs: Tensor, at_limit: Tensor, eos_id:
     searched for 2K tokens (:func:`top_k`), and the sentence's K × 2K candidates for the best 2K.
     """
     alive, k = scores.shape
-    row_scores, row_tokens = top_k(log_probs, 2 * k)  # (A*K, 2K)
+    wanted = min(2 * k, log_probs.shape[-1])
+    row_scores, row_tokens = top_k(log_probs, wanted)  # (A*K, 2K)
+    if wanted < 2 * k:  # a vocabulary smaller than 2K: the missing candidates are impossible ones
+        row_scores = F.pad(row_scores, (0, 2 * k - wanted), value=-torch.inf)
+        row_tokens = F.pad(row_tokens, (0, 2 * k - wanted), value=eos_id)
     rank = torch.arange(2 * k, device=scores.device)[None, :]
     only_eos = torch.where(rank == 0, log_probs[:, eos_id : eos_id + 1], -torch.inf)  # (A*K, 2K)
     row_scores = torch.where(at_limit[:, None], only_eos, row_scores)

@@ -29,7 +29,7 @@ def greedy_search(
         logits = model.decode(last, memory, memory_mask, state=state)[:, -1]  # (A, V)
         logits[:, bos_id] = -torch.inf
         logits[:, model.pad_id] = -torch.inf
-        next_token = top_k(logits, 1)[1][:, 0]  # (A,) the argmax, through the chunks' maxima (decoding/top_k.py)
+        next_token = top_k(logits, 1)[1][:, 0]  # (A,) the best token, through the chunks' maxima (decoding/top_k.py)
         next_token = torch.where(step + 1 >= max_lengths, torch.full_like(next_token, eos_id), next_token)
         tokens[live, step] = next_token
         going = next_token != eos_id  # (A,)
