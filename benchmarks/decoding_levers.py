@@ -75,11 +75,12 @@ def patched(owner: object, name: str, replacement: object) -> Iterator[None]:
 
 def causal_mask_for_the_new_position(translator: Translator) -> contextlib.AbstractContextManager[None]:
     forward = MultiHeadAttention.forward
+    masks: dict[int, Tensor] = {}  # one mask per length, as the decoder built one per step
 
     def with_mask(self: MultiHeadAttention, query: Tensor, key_value: Tensor | None = None, mask: Tensor | None = None, **kw: object) -> object:  # fmt: skip
         cache = kw.get("cache")
         if key_value is None and mask is None and isinstance(cache, KVCache) and query.shape[1] == 1:
-            mask = torch.ones(1, cache.length + 1, dtype=torch.bool)
+            mask = masks.setdefault(cache.length + 1, torch.ones(1, cache.length + 1, dtype=torch.bool))
         return forward(self, query, key_value, mask, **kw)  # type: ignore[arg-type]
 
     return patched(MultiHeadAttention, "forward", with_mask)
@@ -170,7 +171,7 @@ def source_repeated_per_hypothesis(translator: Translator) -> contextlib.Abstrac
         if cache is None:
             return grouped(self, query, key_value, mask, cache=cache, need_weights=need_weights, recorder=recorder)  # type: ignore[arg-type]
         if cache.key is None:
-            self(key_value, key_value, None, cache=cache)  # project the source once, as the decoder does
+            self._keys_values(key_value, key_value, cache)  # project the source once, as the decoder does
         assert cache.key is not None and cache.value is not None
         seen = copies.get(id(cache))
         if seen is None or seen[0] is not cache.key:
@@ -186,7 +187,6 @@ def source_repeated_per_hypothesis(translator: Translator) -> contextlib.Abstrac
 def whole_vocabulary_candidates(translator: Translator) -> contextlib.AbstractContextManager[None]:
     def whole(scores: Tensor, log_probs: Tensor, at_limit: Tensor, eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
         alive, k = scores.shape
-        log_probs = log_probs.clone()
         eos_column = log_probs[:, eos_id].clone()
         log_probs[at_limit] = -torch.inf
         log_probs[:, eos_id] = eos_column
@@ -203,7 +203,7 @@ def torch_topk_for_each_hypothesis(translator: Translator) -> contextlib.Abstrac
 
 
 def torch_argmax_for_the_next_token(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    return patched(greedy_module, "top_k", lambda x, k: (x.amax(-1, keepdim=True), x.argmax(-1, keepdim=True)))
+    return patched(greedy_module, "top_k", lambda x, k: (None, x.argmax(-1, keepdim=True)))
 
 
 GREEDY: list[tuple[str, Lever]] = [

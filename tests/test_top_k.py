@@ -64,8 +64,3 @@ def test_rows_of_ties_never_point_past_the_row() -> None:
     assert int(indices.max()) < x.shape[1]
     assert indices[0, 0] == 8010 and indices[1, 0] == 64
     assert torch.equal(x.gather(1, indices), values)
-
-
-def test_small_inputs_fall_back_to_topk() -> None:
-    x = torch.randn(3, 5)
-    assert torch.equal(top_k(x, 5)[1], x.topk(5, dim=-1).indices)

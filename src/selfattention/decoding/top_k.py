@@ -2,11 +2,12 @@
 
 Beam search needs each hypothesis's 2K best tokens out of the whole vocabulary at every step,
 greedy search each row's best. ``torch.topk`` and ``torch.argmax`` on a CPU scan every row
-element by element, while a row maximum is a vectorised reduction, faster per element. So :func:`top_k` first cuts each row into chunks of
-:data:`CHUNK` values and takes every chunk's maximum; the k largest values of a row lie in the
-k chunks with the largest maxima (any other chunk's values are all below k chunk maxima, that is
-below k values of the row), so ``torch.topk`` then scans those k chunks only.
-(``benchmarks/decoding_levers.py`` measures it against ``torch.topk``.)
+element by element, while a row maximum is a vectorised reduction, faster per element. So
+:func:`top_k` first cuts each row into chunks of :data:`CHUNK` values and takes every chunk's
+maximum; the k largest values of a row lie in the k chunks with the largest maxima (any other
+chunk's values are all below k chunk maxima, that is below k values of the row), so
+``torch.topk`` then scans those k chunks only.
+(``benchmarks/decoding_levers.py`` measures it against ``torch.topk`` and ``torch.argmax``.)
 
 The result is ``torch.topk``'s: the same values, largest first, and the same indices unless
 values tie.
