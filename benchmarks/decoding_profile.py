@@ -42,8 +42,13 @@ def main() -> None:
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     search = "greedy" if args.beam == 1 else f"beam {args.beam}"
-    print(f"$ python benchmarks/decoding_profile.py --sentences {args.sentences} --beam {args.beam} --precision {args.precision}")
-    print(f"\n{args.precision}, {search}, batch 32, 1 thread, {len(sources)} sentences: {seconds:.2f} s unprofiled; ", end="")
+    print(
+        f"$ python benchmarks/decoding_profile.py --sentences {args.sentences} --beam {args.beam} --precision {args.precision}"
+    )
+    print(
+        f"\n{args.precision}, {search}, batch 32, 1 thread, {len(sources)} sentences: {seconds:.2f} s unprofiled; ",
+        end="",
+    )
     print(f"{total / 1e6:.2f} s in PyTorch operators when profiled (the rest is Python between them)\n")
     print("| operator | calls | self CPU ms | share of operator time |")
     print("| --- | ---: | ---: | ---: |")

@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and keep each one's output in ``benchmarks/results/``.
 
-    python benchmarks/run_all.py                    # all of them (about an hour on 2 cores)
+    python benchmarks/run_all.py                    # all of them (over an hour on 2 cores)
     python benchmarks/run_all.py --only flops attention_cost
     python benchmarks/run_all.py --quick            # the short versions, where a benchmark has one
 
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "flops": ([], ["--sentences", "128"]),
     "decoding_profile": ([], ["--sentences", "64"]),
     "decoding_levers": ([], ["--sentences", "64", "--repeats", "1"]),
+    "worker_overhead": ([], ["--sentences", "64", "--repeats", "1"]),
     "neighbour_slowdown": ([], ["--sentences", "64"]),
     "attention_cost": ([], ["--quick"]),
     "web_load": ([], ["--requests", "60", "--clients", "4", "--isolation-requests", "20"]),

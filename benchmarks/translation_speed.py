@@ -7,7 +7,9 @@ The model (default: the bundled en-fr) is exported with ``export_marian`` (for t
 ``export_ct2`` (float32 and int8), so every engine runs the same weights. Inputs: the Multi30k
 test_2016_flickr sources (1,000 sentences) and a long set (consecutive test sentences joined in
 pairs: 500 inputs). Batch 32: target tokens/s over the whole set, each engine given the inputs
-sorted by length. Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
+sorted by length; every engine translates the set twice after an 8-sentence warm-up, and the
+second pass is the figure (steady state: a translation server's, or a long file's), the first
+printed beside it (fresh decoding workers and first-seen shapes make it slower). Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
 inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
 output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
 references (the long set's references are joined the same way). Prints markdown tables.
@@ -64,10 +66,11 @@ class Row:
     data: str
     search: str
     batch: int
-    tokens_per_s: float
+    tokens_per_s: float  # at batch 32: the second timed pass over the set (caches and allocator warm)
     median_ms: float
     p95_ms: float
     bleu: float
+    first_pass_tokens_per_s: float = 0.0  # at batch 32: the first pass, right after an 8-sentence warm-up
 
 
 def ours(translator: Translator) -> Engine:
@@ -146,11 +149,13 @@ def measure(
 ) -> list[Row]:
     search = "greedy" if beam == 1 else f"beam {beam}"
     engine(texts[:8], beam, 32)  # warm-up
-    started = time.perf_counter()
-    outputs = engine(texts, beam, 32)
-    seconds = time.perf_counter() - started
+    passes = []
+    for _ in range(2):  # the first pass over a set is slower (fresh workers, first shapes); the second is the figure
+        started = time.perf_counter()
+        outputs = engine(texts, beam, 32)
+        passes.append(time.perf_counter() - started)
     tokens = sum(len(tok.tokenizer.encode(o)) + 1 for o in outputs)
-    rows = [Row(name, data, search, 32, tokens / seconds, 0.0, 0.0, score(outputs, refs).bleu)]
+    rows = [Row(name, data, search, 32, tokens / passes[1], 0.0, 0.0, score(outputs, refs).bleu, tokens / passes[0])]
     latencies, out1 = [], []
     for text in texts[:latency_n]:
         started = time.perf_counter()
@@ -170,7 +175,11 @@ def measure(
             score(out1, refs[:latency_n]).bleu,
         )
     )
-    print(f"  {name} {data} {search}: {rows[0].tokens_per_s:.0f} tok/s, {rows[1].median_ms:.1f} ms", file=sys.stderr)
+    print(
+        f"  {name} {data} {search}: {rows[0].tokens_per_s:.0f} tok/s (first pass {rows[0].first_pass_tokens_per_s:.0f}),"
+        f" {rows[1].median_ms:.1f} ms",
+        file=sys.stderr,
+    )
     return rows
 
 
@@ -299,12 +308,15 @@ def print_tables(rows: list[Row]) -> None:
     def find(engine: str, data: str, search: str, batch: int) -> Row:
         return next(r for r in rows if (r.engine, r.data, r.search, r.batch) == (engine, data, search, batch))
 
-    print("\n### Batch 32: target tokens/s over the whole set\n")
-    print("| data | search | engine | tokens/s | BLEU |")
-    print("| --- | --- | --- | ---: | ---: |")
+    print("\n### Batch 32: target tokens/s over the whole set (second pass; the first beside it)\n")
+    print("| data | search | engine | tokens/s | first pass tokens/s | BLEU |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
     for r in rows:
         if r.batch == 32:
-            print(f"| {r.data} | {r.search} | {r.engine} | {r.tokens_per_s:,.0f} | {r.bleu:.2f} |")
+            print(
+                f"| {r.data} | {r.search} | {r.engine} | {r.tokens_per_s:,.0f} | {r.first_pass_tokens_per_s:,.0f} "
+                f"| {r.bleu:.2f} |"
+            )
     print("\n### Batch 1: latency per sentence\n")
     print("| data | search | engine | median ms | p95 ms | tokens/s | BLEU |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")

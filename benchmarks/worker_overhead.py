@@ -1,0 +1,96 @@
+"""What two decoding workers cost beyond their search: the pool's wall time against the time spent inside it.
+
+    python benchmarks/worker_overhead.py [--sentences 1000] [--repeats 3]
+
+``translate --workers 2`` (``selfattention.decoding.workers``) forks two processes of one thread
+each and sends them batches of 32 (the Multi30k test sources sorted by length, as ``translate``
+batches them). Each worker here times its own ``translate_ids`` call for every batch and sends
+that back with it, so one pass over the set gives:
+
+- the pool's wall time, from submitting the first batch to receiving the last;
+- the time inside the workers, summed over the batches: half of it is the wall time two workers
+  would take if sending batches and results and waiting on each other cost nothing;
+- the same batches decoded one after another in this process, one thread, nothing beside it.
+
+``wall / (inside / 2)`` is the pool's own overhead (IPC, idle time at the end); ``inside / alone``
+is how much slower a worker's search runs with the other worker busy on the second core (shared
+caches and memory). Each figure is the median of ``--repeats`` passes after two untimed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from selfattention.cli.common import resolve_model
+from selfattention.data import load_corpus
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding.workers import DecodingPool
+from selfattention.runtime import tune_allocator
+
+
+def timed_decoder(translator: Translator) -> Callable[[Sequence[Sequence[int]], DecodingConfig], list[list[int]]]:
+    """``translate_ids`` that returns its own wall time, in microseconds, instead of the tokens."""
+
+    def decode(batch: Sequence[Sequence[int]], config: DecodingConfig) -> list[list[int]]:
+        started = time.perf_counter()
+        translator.translate_ids(batch, config)
+        return [[int((time.perf_counter() - started) * 1e6)]]
+
+    return decode
+
+
+def measure(translator: Translator, batches: list[list[list[int]]], beam: int, repeats: int) -> tuple[float, ...]:
+    config = DecodingConfig(beam_size=beam, batch_size=32)
+    decode = timed_decoder(translator)
+    pool = DecodingPool(decode, 2)
+    walls, inside = [], []
+    try:
+        for number in range(2 + repeats):
+            started = time.perf_counter()
+            results = list(pool.map(batches, config))
+            if number >= 2:
+                walls.append(time.perf_counter() - started)
+                inside.append(sum(result[0][0] for result in results) / 1e6)
+    finally:
+        pool.close()
+    alone = []
+    for number in range(1 + repeats):
+        seconds = sum(decode(batch, config)[0][0] for batch in batches) / 1e6
+        if number >= 1:
+            alone.append(seconds)
+    wall, busy, single = (statistics.median(x) for x in (walls, inside, alone))
+    return wall, busy, single
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=1000, help="Multi30k test sources (default 1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes (default 3)")
+    args = parser.parse_args()
+    tune_allocator()
+    torch.set_num_threads(1)  # this process's own decoding: one thread, as each worker
+    translator = Translator.load(resolve_model(None))
+    sources = [s for s, _ in load_corpus("multi30k", "test", None)][: args.sentences]
+    ids = sorted(translator.tokenizer.encode_batch(sources), key=len)
+    batches = [ids[start : start + 32] for start in range(0, len(ids), 32)]
+    print(f"$ python benchmarks/worker_overhead.py --sentences {args.sentences} --repeats {args.repeats}\n")
+    print(f"{len(batches)} batches of up to 32; medians of {args.repeats} passes\n")
+    print("| search | pool wall s | inside workers s | ideal (inside / 2) s | wall / ideal | one thread alone s "
+          "| worker slowdown beside the other |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for beam in (1, 4):
+        wall, busy, single = measure(translator, batches, beam, args.repeats)
+        search = "greedy" if beam == 1 else f"beam {beam}"
+        print(
+            f"| {search} | {wall:.2f} | {busy:.2f} | {busy / 2:.2f} | {wall / (busy / 2):.2f}x | {single:.2f} "
+            f"| {busy / single:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
