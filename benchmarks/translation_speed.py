@@ -8,8 +8,9 @@ The model (default: the bundled en-fr) is exported with ``export_marian`` (for t
 test_2016_flickr sources (1,000 sentences) and a long set (consecutive test sentences joined in
 pairs: 500 inputs). Batch 32: target tokens/s over the whole set, each engine given the inputs
 sorted by length; every engine translates the set twice after an 8-sentence warm-up, and the
-second pass is the figure (steady state: a translation server's, or a long file's), the first
-printed beside it (fresh decoding workers and first-seen shapes make it slower). Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
+second pass is the figure, the first printed beside it (the warm-up is one batch, which
+``translate`` decodes without its workers, so the workers' first batches fall in the first pass;
+otherwise the two differ by the machine's noise). Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
 inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
 output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
 references (the long set's references are joined the same way). Prints markdown tables.
@@ -150,7 +151,7 @@ def measure(
     search = "greedy" if beam == 1 else f"beam {beam}"
     engine(texts[:8], beam, 32)  # warm-up
     passes = []
-    for _ in range(2):  # the first pass over a set is slower (fresh workers, first shapes); the second is the figure
+    for _ in range(2):  # the second is the figure; the first beside it
         started = time.perf_counter()
         outputs = engine(texts, beam, 32)
         passes.append(time.perf_counter() - started)

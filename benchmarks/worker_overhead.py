@@ -5,16 +5,19 @@
 ``translate --workers 2`` (``selfattention.decoding.workers``) forks two processes of one thread
 each and sends them batches of 32 (the Multi30k test sources sorted by length, as ``translate``
 batches them). Each worker here times its own ``translate_ids`` call for every batch and sends
-that back with it, so one pass over the set gives:
+that back with the batch's tokens, so one pass over the set gives:
 
-- the pool's wall time, from submitting the first batch to receiving the last;
+- the pool's wall time, from submitting the first batch to receiving and detokenising the last
+  (the parent turns each batch's tokens into text as it arrives, as ``translate`` does);
 - the time inside the workers, summed over the batches: half of it is the wall time two workers
   would take if sending batches and results and waiting on each other cost nothing;
 - the same batches decoded one after another in this process, one thread, nothing beside it.
 
-``wall / (inside / 2)`` is the pool's own overhead (IPC, idle time at the end); ``inside / alone``
-is how much slower a worker's search runs with the other worker busy on the second core (shared
-caches and memory). Each figure is the median of ``--repeats`` passes after two untimed ones.
+``wall / (inside / 2)`` is the pool's own overhead (sending batches and tokens, the parent's
+detokenising, idle time at the end); ``inside / alone`` is how much slower a worker's search runs
+with the other worker busy on the second core (shared caches and memory). A pool pass and an
+alone pass take turns; two of each go untimed first, then each figure is the median of
+``--repeats`` (the ratios are medians of each pass's ratio).
 """
 
 from __future__ import annotations
@@ -34,37 +37,39 @@ from selfattention.runtime import tune_allocator
 
 
 def timed_decoder(translator: Translator) -> Callable[[Sequence[Sequence[int]], DecodingConfig], list[list[int]]]:
-    """``translate_ids`` that returns its own wall time, in microseconds, instead of the tokens."""
+    """``translate_ids`` whose answer starts with a row holding its own wall time, in microseconds."""
 
     def decode(batch: Sequence[Sequence[int]], config: DecodingConfig) -> list[list[int]]:
         started = time.perf_counter()
-        translator.translate_ids(batch, config)
-        return [[int((time.perf_counter() - started) * 1e6)]]
+        tokens = translator.translate_ids(batch, config)
+        return [[int((time.perf_counter() - started) * 1e6)], *tokens]
 
     return decode
 
 
 def measure(translator: Translator, batches: list[list[list[int]]], beam: int, repeats: int) -> tuple[float, ...]:
+    """Medians of: pool wall s, s inside the workers, s alone in one thread, wall / (inside / 2), inside / alone."""
     config = DecodingConfig(beam_size=beam, batch_size=32)
     decode = timed_decoder(translator)
     pool = DecodingPool(decode, 2)
-    walls, inside = [], []
+    passes: list[tuple[float, float, float]] = []
     try:
-        for number in range(2 + repeats):
+        for number in range(2 + repeats):  # a pool pass, then the same batches alone, in turn
             started = time.perf_counter()
-            results = list(pool.map(batches, config))
+            inside = 0.0
+            for result in pool.map(batches, config):  # the parent detokenises each batch, as translate does
+                inside += result[0][0] / 1e6
+                [translator.tokenizer.decode(tokens) for tokens in result[1:]]
+            wall = time.perf_counter() - started
+            alone = sum(decode(batch, config)[0][0] for batch in batches) / 1e6
             if number >= 2:
-                walls.append(time.perf_counter() - started)
-                inside.append(sum(result[0][0] for result in results) / 1e6)
+                passes.append((wall, inside, alone))
     finally:
         pool.close()
-    alone = []
-    for number in range(1 + repeats):
-        seconds = sum(decode(batch, config)[0][0] for batch in batches) / 1e6
-        if number >= 1:
-            alone.append(seconds)
-    wall, busy, single = (statistics.median(x) for x in (walls, inside, alone))
-    return wall, busy, single
+    wall, inside, alone = (statistics.median(p[i] for p in passes) for i in range(3))
+    overhead = statistics.median(w / (i / 2) for w, i, _ in passes)
+    slowdown = statistics.median(i / a for _, i, a in passes)
+    return wall, inside, alone, overhead, slowdown
 
 
 def main() -> None:
@@ -84,11 +89,10 @@ def main() -> None:
           "| worker slowdown beside the other |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for beam in (1, 4):
-        wall, busy, single = measure(translator, batches, beam, args.repeats)
+        wall, busy, single, overhead, slowdown = measure(translator, batches, beam, args.repeats)
         search = "greedy" if beam == 1 else f"beam {beam}"
         print(
-            f"| {search} | {wall:.2f} | {busy:.2f} | {busy / 2:.2f} | {wall / (busy / 2):.2f}x | {single:.2f} "
-            f"| {busy / single:.2f}x |"
+            f"| {search} | {wall:.2f} | {busy:.2f} | {busy / 2:.2f} | {overhead:.2f}x | {single:.2f} | {slowdown:.2f}x |"
         )
 
 
