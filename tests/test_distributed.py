@@ -63,7 +63,8 @@ def write_config(directory: Path, data_dir: Path, dropout: float) -> Path:
     return path
 
 
-def launch(command: list[str], cwd: Path) -> None:
+def launch(command: list[str], cwd: Path) -> str:
+    """Run ``command``; its standard output (torchrun's workers run ``python -u``)."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         environment.pop(name, None)
@@ -71,19 +72,20 @@ def launch(command: list[str], cwd: Path) -> None:
         command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+    return result.stdout
 
 
-def train_with_nproc(config: Path, out: Path, *overrides: str, resume: bool = False) -> None:
+def train_with_nproc(config: Path, out: Path, *overrides: str, resume: bool = False) -> str:
     command = [sys.executable, "-m", "selfattention", "train", "--nproc", "2", "--device", "cpu", "--no-progress"]
     command += ["--config", str(config), "--out", str(out), *(["--resume"] if resume else []), *overrides]
-    launch(command, out.parent)
+    return launch(command, out.parent)
 
 
-def train_with_torchrun(config: Path, out: Path, *overrides: str, resume: bool = False) -> None:
+def train_with_torchrun(config: Path, out: Path, *overrides: str, resume: bool = False) -> str:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     command += ["-m", "selfattention", "train", "--device", "cpu", "--no-progress"]
     command += ["--config", str(config), "--out", str(out), *(["--resume"] if resume else []), *overrides]
-    launch(command, out.parent)
+    return launch(command, out.parent)
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -146,7 +148,8 @@ def test_a_two_process_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_pa
     stopped = tmp_path / "stopped"
     train_with_nproc(config, stopped, "train.max_steps=3")  # mid-epoch, between checkpoints
     assert list_checkpoints(stopped)[-1].name == "step-00000003"
-    train_with_torchrun(config, stopped, f"train.max_steps={STEPS}", resume=True)  # torchrun's own entry point
+    said = train_with_torchrun(config, stopped, f"train.max_steps={STEPS}", resume=True)  # torchrun's own entry point
+    assert said.count("best model: ") == 1, said  # rank 0 alone says it, before os._exit
 
     ours, theirs = final_weights(stopped), final_weights(uninterrupted)
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs), largest_difference(ours, theirs)
