@@ -7,11 +7,10 @@ The model (default: the bundled en-fr) is exported with ``export_marian`` (for t
 ``export_ct2`` (float32 and int8), so every engine runs the same weights. Inputs: the Multi30k
 test_2016_flickr sources (1,000 sentences) and a long set (consecutive test sentences joined in
 pairs: 500 inputs). Batch 32: target tokens/s over the whole set, each engine given the inputs
-sorted by length; every engine translates the set twice after an 8-sentence warm-up, and the
-second pass is the figure, the first printed beside it (the warm-up is one batch, which
-``translate`` decodes without its workers, so the workers' first batches fall in the first pass;
-otherwise the two differ by the machine's noise). Batch 1: latency per sentence (median and p95) over the first ``--latency-n``
-inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
+sorted by length; every engine is warmed up on the first 64 inputs (two batches, so that both
+of our decoding workers get one: ``translate`` decodes a single batch without them), then
+translates the set twice, and the second pass is the figure, the first printed beside it.
+Batch 1: latency per sentence (median and p95) over the first ``--latency-n`` inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
 output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
 references (the long set's references are joined the same way). Prints markdown tables.
 
@@ -71,7 +70,7 @@ class Row:
     median_ms: float
     p95_ms: float
     bleu: float
-    first_pass_tokens_per_s: float = 0.0  # at batch 32: the first pass, right after an 8-sentence warm-up
+    first_pass_tokens_per_s: float = 0.0  # at batch 32: the first pass, right after the warm-up
 
 
 def ours(translator: Translator) -> Engine:
@@ -145,11 +144,14 @@ def ctranslate2_engine(directory: Path, translator: Translator, compute_type: st
     return run
 
 
+WARM_UP = 64  # inputs translated before timing: two batches of 32
+
+
 def measure(
     name: str, engine: Engine, data: str, texts: list[str], refs: list[str], beam: int, latency_n: int, tok: Translator
 ) -> list[Row]:
     search = "greedy" if beam == 1 else f"beam {beam}"
-    engine(texts[:8], beam, 32)  # warm-up
+    engine(texts[:WARM_UP], beam, 32)  # two batches: one for each decoding worker
     passes = []
     for _ in range(2):  # the second is the figure; the first beside it
         started = time.perf_counter()
