@@ -10,9 +10,10 @@ pairs: 500 inputs). Batch 32: target tokens/s over the whole set, each engine gi
 sorted by length; every engine is warmed up on the first 64 inputs (two batches, so that both
 of our decoding workers get one: ``translate`` decodes a single batch without them), then
 translates the set twice, and the second pass is the figure, the first printed beside it.
-Batch 1: latency per sentence (median and p95) over the first ``--latency-n`` inputs, the same for all engines. Target tokens are counted with our tokenizer on each engine's
-output text, plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k
-references (the long set's references are joined the same way). Prints markdown tables.
+Batch 1: latency per sentence (median and p95) over the first ``--latency-n`` inputs, the same
+for all engines. Target tokens are counted with our tokenizer on each engine's output text,
+plus one for the end token. BLEU is cased detokenised sacreBLEU on the Multi30k references (the
+long set's references are joined the same way). Prints markdown tables.
 
 ``--rounds N`` measures every engine N times, the engines taking turns (in alternating order), and
 reports each figure's median round: this shared machine has slow stretches minutes long, and a
@@ -66,7 +67,7 @@ class Row:
     data: str
     search: str
     batch: int
-    tokens_per_s: float  # at batch 32: the second timed pass over the set (caches and allocator warm)
+    tokens_per_s: float  # at batch 32: the second timed pass over the set
     median_ms: float
     p95_ms: float
     bleu: float

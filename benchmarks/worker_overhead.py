@@ -59,7 +59,8 @@ def measure(translator: Translator, batches: list[list[list[int]]], beam: int, r
             inside = 0.0
             for result in pool.map(batches, config):  # the parent detokenises each batch, as translate does
                 inside += result[0][0] / 1e6
-                [translator.tokenizer.decode(tokens) for tokens in result[1:]]
+                for tokens in result[1:]:
+                    translator.tokenizer.decode(tokens)
             wall = time.perf_counter() - started
             alone = sum(decode(batch, config)[0][0] for batch in batches) / 1e6
             if number >= 2:
