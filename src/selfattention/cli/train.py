@@ -124,8 +124,8 @@ def _leave_now() -> None:
     DistributedDataParallel keeps the gloo process group, and its threads, alive to the end of the
     process (torch 2.13). Once in CI, rank 1 of a finished run aborted on its way out (SIGABRT,
     "terminate called without an active exception", after everything was written); the likely
-    cause is a gloo thread still running while Python shuts down (not reproduced in 100 runs
-    here). ``os._exit`` skips that shutdown; what this process wrote is closed by now, so
+    cause is a gloo thread still running while Python shuts down (not reproduced in about
+    120 two-process launches here). ``os._exit`` skips that shutdown; what this process wrote is closed by now, so
     nothing is lost.
     """
     logging.shutdown()
