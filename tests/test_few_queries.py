@@ -1,0 +1,159 @@
+"""The C kernel for a decoding step's attention: PyTorch's result, its limits, and its build."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from selfattention.attention import few_queries, scaled_dot_product_attention
+from selfattention.decoding import DecodingConfig, Translator
+
+has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
+needs_kernel = pytest.mark.skipif(not has_compiler, reason="no C compiler on this machine")
+
+
+@pytest.fixture(autouse=True)
+def fresh_kernel() -> object:
+    """Each test sees the switch and the compiler as it sets them, not as an earlier test left them."""
+    few_queries._kernel.cache_clear()
+    yield
+    few_queries._kernel.cache_clear()
+
+
+def operands(
+    batch: int, heads: int, queries: int, keys: int, width: int = 64, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """q, k, v laid out as a decoding step has them: views of (B, L, H, Dh) projections."""
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, queries, heads, width, generator=generator).transpose(1, 2)
+    k = torch.randn(batch, keys, heads, width, generator=generator).transpose(1, 2)
+    v = torch.randn(batch, heads, keys, width, generator=generator)  # a contiguous cache
+    return q, k, v
+
+
+@needs_kernel
+def test_the_kernel_builds_and_loads_where_there_is_a_compiler() -> None:
+    assert few_queries.available()
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("batch", "heads", "queries", "keys", "width"),
+    [(32, 4, 1, 20, 64), (8, 4, 4, 33, 64), (1, 4, 1, 1, 64), (3, 2, 16, 300, 64), (2, 3, 2, 7, 20), (5, 1, 1, 9, 8)],
+)
+@pytest.mark.parametrize("mask_rows", [None, "per row", "shared"])
+def test_the_kernel_computes_pytorchs_attention(
+    batch: int, heads: int, queries: int, keys: int, width: int, mask_rows: str | None
+) -> None:
+    q, k, v = operands(batch, heads, queries, keys, width)
+    mask = None
+    if mask_rows is not None:
+        mask = (
+            torch.rand(batch if mask_rows == "per row" else 1, 1, 1, keys, generator=torch.Generator().manual_seed(1))
+            > 0.4
+        )
+        mask[..., 0] = True
+    assert few_queries.applies(q, k, v, mask, 0.0)
+    got = few_queries.attend(q, k, v, mask)
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask)
+    assert got.shape == (batch, heads, queries, width)
+    torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=1e-5)
+    assert got.transpose(1, 2).is_contiguous()  # the heads come out merged: (B, T, H, Dh)
+
+
+@needs_kernel
+def test_a_query_that_may_attend_to_nothing_gets_zeros_as_on_the_other_paths() -> None:
+    q, k, v = operands(3, 2, 1, 5)
+    mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    mask[1] = False
+    got = few_queries.attend(q, k, v, mask)
+    assert torch.isfinite(got).all()
+    assert (got[1] == 0).all()
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~mask.any(-1, keepdim=True))
+    torch.testing.assert_close(got[[0, 2]], fused[[0, 2]], rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_the_attention_entry_point_uses_the_kernel_for_a_decoding_step() -> None:
+    q, k, v = operands(4, 2, 1, 6)
+    output, weights = scaled_dot_product_attention(q, k, v)
+    assert weights is None
+    assert output.transpose(1, 2).is_contiguous()  # the kernel's layout, not PyTorch's
+    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v), rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_what_the_kernel_does_not_take_is_left_to_pytorch() -> None:
+    q, k, v = operands(2, 2, 1, 6)
+    assert not few_queries.applies(q, k, v, None, 0.1)  # dropout
+    assert not few_queries.applies(q.double(), k.double(), v.double(), None, 0.0)
+    many = operands(2, 2, few_queries.MAX_QUERIES + 1, 6)
+    assert not few_queries.applies(*many, None, 0.0)
+    causal = torch.ones(2, 1, 2, 6, dtype=torch.bool)  # a mask per query row, not per key
+    assert not few_queries.applies(*operands(2, 2, 2, 6), causal, 0.0)
+    assert not few_queries.applies(q[0], k[0], v[0], None, 0.0)  # not (B, H, T, Dh)
+    learning = q.clone().requires_grad_()
+    assert not few_queries.applies(learning, k, v, None, 0.0)
+    with torch.no_grad():
+        assert few_queries.applies(learning, k, v, None, 0.0)
+
+
+def test_the_switch_turns_the_kernel_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(few_queries.SWITCH, "0")
+    assert not few_queries.available()
+    q, k, v = operands(2, 2, 1, 6)
+    assert not few_queries.applies(q, k, v, None, 0.0)
+    output, _ = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v))
+
+
+def test_without_a_working_compiler_pytorch_runs_and_the_log_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv(few_queries.CACHE, str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger=few_queries.__name__):
+        assert few_queries.build() is None
+        assert not few_queries.available()
+    assert "few_queries.c" in caplog.text
+    q, k, v = operands(2, 2, 1, 6)
+    output, _ = scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v))
+
+
+@needs_kernel
+def test_a_build_is_kept_and_reused(tmp_path: Path) -> None:
+    first = few_queries.build(tmp_path)
+    assert first is not None and first.parent == tmp_path and first.suffix == ".so"
+    built_at = first.stat().st_mtime_ns
+    assert few_queries.build(tmp_path) == first
+    assert first.stat().st_mtime_ns == built_at
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no build scratch left behind
+
+
+@needs_kernel
+def test_bundled_translations_are_the_same_with_the_kernel_or_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfattention.cli.common import resolve_model
+
+    texts = [
+        "I am good.",
+        "A dog ate the food because it was hungry.",
+        "Two men are playing soccer in a park.",
+        "A little girl in a pink dress is climbing the stairs of a wooden house.",
+    ]
+    translator = Translator.load(resolve_model(None))
+    for beam in (1, 4):
+        config = DecodingConfig(beam_size=beam)
+        assert few_queries.available()
+        with_kernel = translator.translate(texts, config)
+        monkeypatch.setenv(few_queries.SWITCH, "0")
+        few_queries._kernel.cache_clear()
+        assert not few_queries.available()
+        assert translator.translate(texts, config) == with_kernel
+        monkeypatch.delenv(few_queries.SWITCH)
+        few_queries._kernel.cache_clear()
