@@ -15,8 +15,10 @@ Greedy levers (the committed decoder, then one change each):
   before (all True), instead of none;
 - ``fused q, k, v product``: one oneDNN product with the three weights side by side per
   self-attention layer, instead of three;
+- ``PyTorch's fused attention kernel for the step``: ``F.scaled_dot_product_attention`` (as
+  before) instead of the C kernel of ``attention/few_queries.py`` (greedy and beam 4);
 - ``explicit attention for one query``: the recipe's matmul, softmax and matmul instead of
-  PyTorch's fused kernel when a step has a single query row;
+  the kernel when a step has a single query row;
 - ``key/value buffers``: the self-attention cache written into buffers with room for 16 more
   positions (a view of the filled part goes to the kernel), instead of ``torch.cat`` at each step.
 
@@ -46,6 +48,7 @@ from torch import Tensor
 
 from selfattention.attention import KVCache, MultiHeadAttention
 from selfattention.attention import core as attention_core
+from selfattention.attention import few_queries
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
@@ -111,7 +114,12 @@ def fused_qkv_product(translator: Translator) -> contextlib.AbstractContextManag
     return patched(MultiHeadAttention, "forward", fused)
 
 
-def explicit_attention_for_one_query(translator: Translator) -> contextlib.AbstractContextManager[None]:
+def pytorchs_fused_kernel_for_the_step(translator: Translator) -> contextlib.AbstractContextManager[None]:
+    return patched(few_queries, "applies", lambda *args: False)
+
+
+@contextlib.contextmanager
+def explicit_attention_for_one_query(translator: Translator) -> Iterator[None]:
     fused = attention_core._fused
 
     def explicit(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
@@ -119,7 +127,8 @@ def explicit_attention_for_one_query(translator: Translator) -> contextlib.Abstr
             return attention_core.explicit_attention(q, k, v, mask)[0]
         return fused(q, k, v, mask, dropout_p)
 
-    return patched(attention_core, "_fused", explicit)
+    with pytorchs_fused_kernel_for_the_step(translator), patched(attention_core, "_fused", explicit):
+        yield
 
 
 class BufferedCache(KVCache):
@@ -208,6 +217,7 @@ def torch_argmax_for_the_next_token(translator: Translator) -> contextlib.Abstra
 
 GREEDY: list[tuple[str, Lever]] = [
     ("committed", committed),
+    ("PyTorch's fused attention kernel for the step (as before)", pytorchs_fused_kernel_for_the_step),
     ("torch.argmax for the next token", torch_argmax_for_the_next_token),
     ("causal mask for the new position", causal_mask_for_the_new_position),
     ("fused q, k, v product", fused_qkv_product),
@@ -216,6 +226,7 @@ GREEDY: list[tuple[str, Lever]] = [
 ]
 BEAM: list[tuple[str, Lever]] = [
     ("committed", committed),
+    ("PyTorch's fused attention kernel for the step (as before)", pytorchs_fused_kernel_for_the_step),
     ("source repeated per hypothesis", source_repeated_per_hypothesis),
     ("whole-vocabulary candidates", whole_vocabulary_candidates),
     ("torch.topk for each hypothesis", torch_topk_for_each_hypothesis),
