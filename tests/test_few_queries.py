@@ -97,6 +97,7 @@ def test_what_the_kernel_does_not_take_is_left_to_pytorch() -> None:
     causal = torch.ones(2, 1, 2, 6, dtype=torch.bool)  # a mask per query row, not per key
     assert not few_queries.applies(*operands(2, 2, 2, 6), causal, 0.0)
     assert not few_queries.applies(q[0], k[0], v[0], None, 0.0)  # not (B, H, T, Dh)
+    assert not few_queries.applies(q, k, torch.randn(2, 2, 6, 128)[..., ::2], None, 0.0)  # a strided head width
     learning = q.clone().requires_grad_()
     assert not few_queries.applies(learning, k, v, None, 0.0)
     with torch.no_grad():

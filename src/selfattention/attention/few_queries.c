@@ -2,7 +2,7 @@
  *
  * softmax(q k^T / sqrt(Dh)) v for each of the T query rows of each of the B x H (row, head) pairs,
  * over S keys, with an optional per-key mask (nonzero = may attend). The operands are read through
- * their strides (the key/value caches are views of wider tensors); the output is written as
+ * their strides (the key/value caches are views of wider tensors; each vector is contiguous); the output is written as
  * (B, T, H, Dh) contiguous: the heads already merged, as the output projection reads them.
  *
  * Built and loaded by few_queries.py with GCC or Clang (their vector extensions: a `vec` is
@@ -17,9 +17,9 @@
 #define LANES 16
 typedef float vec __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
 
-typedef struct {
-    int64_t b, h, t, d;
-} strides4;
+typedef struct { /* in floats; the last dimension (the head width) is contiguous */
+    int64_t b, h, t;
+} strides3;
 
 static inline float sum_lanes(vec x) {
     float total = 0.0f;
@@ -29,27 +29,24 @@ static inline float sum_lanes(vec x) {
     return total;
 }
 
-/* q . k over `width` floats, each read with its own stride (1 on the fast path). */
-static float dot(const float *q, int64_t q_step, const float *k, int64_t k_step, int64_t width) {
+/* q . k over `width` contiguous floats. */
+static float dot(const float *q, const float *k, int64_t width) {
+    vec lanes = {0.0f};
     int64_t d = 0;
-    float total = 0.0f;
-    if (q_step == 1 && k_step == 1) {
-        vec lanes = {0.0f};
-        for (; d + LANES <= width; d += LANES) {
-            lanes += *(const vec *)(q + d) * *(const vec *)(k + d);
-        }
-        total = sum_lanes(lanes);
+    for (; d + LANES <= width; d += LANES) {
+        lanes += *(const vec *)(q + d) * *(const vec *)(k + d);
     }
+    float total = sum_lanes(lanes);
     for (; d < width; ++d) {
-        total += q[d * q_step] * k[d * k_step];
+        total += q[d] * k[d];
     }
     return total;
 }
 
 int selfattention_few_queries(
-    const float *q, strides4 sq,
-    const float *k, strides4 sk,
-    const float *v, strides4 sv,
+    const float *q, strides3 sq,
+    const float *k, strides3 sk,
+    const float *v, strides3 sv,
     const uint8_t *mask, int64_t mask_stride_b, int64_t mask_stride_s,
     float *out,
     int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale)
@@ -73,7 +70,7 @@ int selfattention_few_queries(
                         weights[s] = -INFINITY;
                         continue;
                     }
-                    weights[s] = dot(qt, sq.d, kh + s * sk.t, sk.d, width) * scale;
+                    weights[s] = dot(qt, kh + s * sk.t, width) * scale;
                     best = weights[s] > best ? weights[s] : best;
                 }
                 if (best == -INFINITY) { /* nothing may be attended: a zero output, never NaN */
@@ -83,26 +80,24 @@ int selfattention_few_queries(
                 /* Step 3: softmax. */
                 float total = 0.0f;
                 for (int64_t s = 0; s < keys; ++s) {
-                    weights[s] = weights[s] == -INFINITY ? 0.0f : expf(weights[s] - best);
+                    weights[s] = expf(weights[s] - best); /* a masked key's -inf gives 0 */
                     total += weights[s];
                 }
                 const float inverse = 1.0f / total;
                 /* Step 4: the weighted sum of the values, LANES output floats at a time. */
                 int64_t d0 = 0;
-                if (sv.d == 1) {
-                    for (; d0 + LANES <= width; d0 += LANES) {
-                        vec lanes = {0.0f};
-                        for (int64_t s = 0; s < keys; ++s) {
-                            lanes += weights[s] * *(const vec *)(vh + s * sv.t + d0);
-                        }
-                        lanes *= inverse;
-                        memcpy(o + d0, &lanes, sizeof lanes);
+                for (; d0 + LANES <= width; d0 += LANES) {
+                    vec lanes = {0.0f};
+                    for (int64_t s = 0; s < keys; ++s) {
+                        lanes += weights[s] * *(const vec *)(vh + s * sv.t + d0);
                     }
+                    lanes *= inverse;
+                    memcpy(o + d0, &lanes, sizeof lanes);
                 }
                 for (int64_t d = d0; d < width; ++d) {
                     float sum = 0.0f;
                     for (int64_t s = 0; s < keys; ++s) {
-                        sum += weights[s] * vh[s * sv.t + d * sv.d];
+                        sum += weights[s] * vh[s * sv.t + d];
                     }
                     o[d] = sum * inverse;
                 }

@@ -4,11 +4,11 @@ Shapes: ``q`` ``(B, H, T, Dh)`` with T small (1 for a new position, K for beam s
 hypotheses of one source), ``k`` and ``v`` ``(B, H, S, Dh)``, the mask per key ``(B or 1, 1, 1, S)``.
 
 A decoding step asks each (row, head) pair for one softmax-weighted sum over at most a few hundred
-keys: a few thousand multiply-adds, which PyTorch's fused kernel spends about 100 µs setting up at
-batch 32 (it treats one query row as a matrix product). ``few_queries.c`` does the same arithmetic
-in plain loops in a few microseconds, reads the keys and values through their strides (the caches
-are views), and writes the output with the heads already merged (``(B, T, H, Dh)``, returned as its
-``(B, H, T, Dh)`` view), so the output projection reads it without a copy.
+keys. PyTorch's fused kernel treats the single query row as a matrix product (a matrix-vector
+product per pair); ``few_queries.c`` does the same arithmetic in plain vectorised loops, reads the
+keys and values through their strides (the caches are views), and writes the output with the heads
+already merged (``(B, T, H, Dh)``, returned as its ``(B, H, T, Dh)`` view), so the output projection
+reads it without a copy. What that is worth for a whole search: ``benchmarks/decoding_levers.py``.
 
 The kernel is compiled on first use with the machine's C compiler (``$CC``, else ``cc``), for this
 processor (``-march=native``), into ``$SELFATTENTION_CACHE`` (default ``~/.cache/selfattention``),
@@ -41,16 +41,16 @@ log = logging.getLogger(__name__)
 SWITCH = "SELFATTENTION_NATIVE"
 CACHE = "SELFATTENTION_CACHE"
 SOURCE = Path(__file__).with_name("few_queries.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-std=c99")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
 MAX_QUERIES = 16  # more query rows than this are a matrix product, where PyTorch's kernel is the faster
 
 
 class _Strides(ctypes.Structure):
-    _fields_ = [("b", ctypes.c_int64), ("h", ctypes.c_int64), ("t", ctypes.c_int64), ("d", ctypes.c_int64)]
+    _fields_ = [("b", ctypes.c_int64), ("h", ctypes.c_int64), ("t", ctypes.c_int64)]
 
 
 def _strides(x: Tensor) -> _Strides:
-    return _Strides(*x.stride())
+    return _Strides(*x.stride()[:3])
 
 
 def cache_dir() -> Path:
@@ -139,6 +139,8 @@ def applies(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: flo
     if k.device.type != "cpu" or v.device.type != "cpu":
         return False
     if q.shape[:2] != k.shape[:2] or k.shape[:2] != v.shape[:2] or v.shape[-1] != q.shape[-1]:
+        return False
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:  # each head's vector contiguous
         return False
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return False
