@@ -10,19 +10,23 @@ of them alike. A row's time is the median over ``--repeats`` passes of the sum o
 
 Greedy levers (the committed decoder, then one change each):
 
+- ``the step through PyTorch's modules (as before)``: ``Transformer.decode`` with its cache for
+  each step, instead of the C step of ``decoding/native_step.py``. The levers marked
+  ``PyTorch step +`` change those modules, so they run on that step: compare them with its row;
+- ``PyTorch's fused attention kernel``: ``F.scaled_dot_product_attention`` instead of the C
+  kernel of ``attention/few_queries.py`` (greedy and beam 4);
 - ``torch.argmax for the next token``: instead of ``top_k(logits, 1)``;
 - ``causal mask for the new position``: the self-attention mask a single new position had
   before (all True), instead of none;
 - ``fused q, k, v product``: one oneDNN product with the three weights side by side per
   self-attention layer, instead of three;
-- ``PyTorch's fused attention kernel for the step``: ``F.scaled_dot_product_attention`` (as
-  before) instead of the C kernel of ``attention/few_queries.py`` (greedy and beam 4);
 - ``explicit attention for one query``: the recipe's matmul, softmax and matmul instead of
   the kernel when a step has a single query row;
 - ``key/value buffers``: the self-attention cache written into buffers with room for 16 more
   positions (a view of the filled part goes to the kernel), instead of ``torch.cat`` at each step.
 
-Beam 4 levers (the committed decoder, then one change taken away each):
+Beam 4 levers (the committed decoder, then one change taken away each; the C step and the PyTorch
+step as for greedy):
 
 - ``source repeated per hypothesis``: cross-attention over the source's keys and values repeated
   for each of the K hypotheses (as before), instead of K query rows of one row;
@@ -46,12 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfattention.attention import KVCache, MultiHeadAttention
+from selfattention.attention import KVCache, MultiHeadAttention, few_queries
 from selfattention.attention import core as attention_core
-from selfattention.attention import few_queries
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import DecodingConfig, Translator, native_step
 from selfattention.decoding import beam as beam_module
 from selfattention.decoding import greedy as greedy_module
 from selfattention.decoding.packed import BATCH_HINT
@@ -215,22 +218,40 @@ def torch_argmax_for_the_next_token(translator: Translator) -> contextlib.Abstra
     return patched(greedy_module, "top_k", lambda x, k: (None, x.argmax(-1, keepdim=True)))
 
 
+def the_pytorch_step(translator: Translator) -> contextlib.AbstractContextManager[None]:
+    return patched(native_step, "start", lambda *args: None)
+
+
+def on_the_pytorch_step(lever: Lever) -> Lever:
+    """``lever`` on the step through PyTorch's modules (the levers that change those modules)."""
+
+    @contextlib.contextmanager
+    def both(translator: Translator) -> Iterator[None]:
+        with the_pytorch_step(translator), lever(translator):
+            yield
+
+    return both
+
+
+PYTORCH_STEP = "the step through PyTorch's modules (as before)"
 GREEDY: list[tuple[str, Lever]] = [
     ("committed", committed),
-    ("PyTorch's fused attention kernel for the step (as before)", pytorchs_fused_kernel_for_the_step),
+    (PYTORCH_STEP, the_pytorch_step),
+    ("PyTorch step + PyTorch's fused attention kernel (as before that)", on_the_pytorch_step(pytorchs_fused_kernel_for_the_step)),
     ("torch.argmax for the next token", torch_argmax_for_the_next_token),
-    ("causal mask for the new position", causal_mask_for_the_new_position),
-    ("fused q, k, v product", fused_qkv_product),
-    ("explicit attention for one query", explicit_attention_for_one_query),
-    ("key/value buffers", key_value_buffers),
-]
+    ("PyTorch step + causal mask for the new position", on_the_pytorch_step(causal_mask_for_the_new_position)),
+    ("PyTorch step + fused q, k, v product", on_the_pytorch_step(fused_qkv_product)),
+    ("PyTorch step + explicit attention for one query", on_the_pytorch_step(explicit_attention_for_one_query)),
+    ("PyTorch step + key/value buffers", on_the_pytorch_step(key_value_buffers)),
+]  # fmt: skip
 BEAM: list[tuple[str, Lever]] = [
     ("committed", committed),
-    ("PyTorch's fused attention kernel for the step (as before)", pytorchs_fused_kernel_for_the_step),
-    ("source repeated per hypothesis", source_repeated_per_hypothesis),
+    (PYTORCH_STEP, the_pytorch_step),
+    ("PyTorch step + PyTorch's fused attention kernel (as before that)", on_the_pytorch_step(pytorchs_fused_kernel_for_the_step)),
+    ("PyTorch step + source repeated per hypothesis", on_the_pytorch_step(source_repeated_per_hypothesis)),
     ("whole-vocabulary candidates", whole_vocabulary_candidates),
     ("torch.topk for each hypothesis", torch_topk_for_each_hypothesis),
-]
+]  # fmt: skip
 
 
 def compare(

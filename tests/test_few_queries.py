@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from selfattention import native
 from selfattention.attention import few_queries, scaled_dot_product_attention
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import DecodingConfig, Translator, native_step
 
 has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
 needs_kernel = pytest.mark.skipif(not has_compiler, reason="no C compiler on this machine")
@@ -118,10 +119,10 @@ def test_without_a_working_compiler_pytorch_runs_and_the_log_says_why(
 ) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv(few_queries.CACHE, str(tmp_path / "cache"))
-    with caplog.at_level(logging.WARNING, logger=few_queries.__name__):
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
         assert few_queries.build() is None
         assert not few_queries.available()
-    assert "few_queries.c" in caplog.text
+    assert "could not build few_queries" in caplog.text and "PyTorch's attention kernel" in caplog.text
     q, k, v = operands(2, 2, 1, 6)
     output, _ = scaled_dot_product_attention(q, k, v)
     torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v))
@@ -148,6 +149,7 @@ def test_bundled_translations_are_the_same_with_the_kernel_or_without(monkeypatc
         "A little girl in a pink dress is climbing the stairs of a wooden house.",
     ]
     translator = Translator.load(resolve_model(None))
+    monkeypatch.setattr(native_step, "start", lambda *args: None)  # the PyTorch step, where the kernel is used
     for beam in (1, 4):
         config = DecodingConfig(beam_size=beam)
         assert few_queries.available()

@@ -23,26 +23,21 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from selfattention import native
+from selfattention.native import CACHE, SWITCH, cache_dir
+
 log = logging.getLogger(__name__)
 
-SWITCH = "SELFATTENTION_NATIVE"
-CACHE = "SELFATTENTION_CACHE"
 SOURCE = Path(__file__).with_name("few_queries.c")
-FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
 MAX_QUERIES = 16  # more query rows than this are a matrix product, where PyTorch's kernel is the faster
+FALLBACK = "decoding uses PyTorch's attention kernel"
 
 
 class _Strides(ctypes.Structure):
@@ -53,62 +48,17 @@ def _strides(x: Tensor) -> _Strides:
     return _Strides(*x.stride()[:3])
 
 
-def cache_dir() -> Path:
-    """Where the built kernel is kept: ``$SELFATTENTION_CACHE``, else ``$XDG_CACHE_HOME/selfattention``."""
-    if os.environ.get(CACHE):
-        return Path(os.environ[CACHE])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "selfattention"
-
-
-def _processor() -> str:
-    """The processor's model and feature flags (``-march=native`` builds for them), or the machine name."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return platform.machine()
-    lines = [line for line in text.splitlines() if line.startswith(("flags", "model name", "Features"))]
-    return "\n".join(sorted(set(lines))) or platform.machine()
-
-
 def build(directory: Path | None = None) -> Path | None:
     """Compile ``few_queries.c`` into ``directory`` (default :func:`cache_dir`) unless built already.
 
     Returns the shared library's path, or None (logged) when no compiler is found or the build fails.
     """
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        log.info("no C compiler found; decoding uses PyTorch's attention kernel")
-        return None
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), compiler.encode(), _processor().encode()]))
-    directory = directory or cache_dir()
-    target = directory / f"few_queries-{key.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=directory) as scratch:
-            built = Path(scratch) / target.name
-            command = [compiler, *FLAGS, "-o", str(built), str(SOURCE), "-lm"]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-            if result.returncode != 0:
-                log.warning(
-                    "building %s failed; decoding uses PyTorch's attention kernel:\n%s", SOURCE.name, result.stderr
-                )
-                return None
-            os.replace(built, target)  # atomic: a process building beside this one finds a whole file
-    except (OSError, subprocess.SubprocessError) as error:
-        log.warning(
-            "could not build %s in %s (%s); decoding uses PyTorch's attention kernel", SOURCE.name, directory, error
-        )
-        return None
-    return target
+    return native.build("few_queries", [SOURCE], FALLBACK, directory)
 
 
 @functools.cache
 def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+    if native.switched_off():
         return None
     library = build()
     if library is None:
@@ -174,4 +124,4 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tenso
     return out.transpose(1, 2)
 
 
-__all__ = ["MAX_QUERIES", "applies", "attend", "available", "build", "cache_dir"]
+__all__ = ["CACHE", "MAX_QUERIES", "SWITCH", "applies", "attend", "available", "build", "cache_dir"]

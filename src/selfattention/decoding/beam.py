@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selfattention.decoding.search import SearchLimits
+from selfattention.decoding.steps import start_step
 from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
@@ -41,8 +42,8 @@ def beam_search(
     device = src.device
     max_lengths = limits.for_sources(src, model.pad_id).repeat_interleave(k)  # (A*K,), A live sentences
     memory = model.encode(src)  # (A, S, D): each sentence's K hypotheses attend to it as K query rows
-    memory_mask = model.source_mask(src)
-    state = model.start_state()
+    steps = int(max_lengths.max())
+    step_logits = start_step(model, memory, model.source_mask(src), batch * k, steps)
     history = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)  # (A*K, t)
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = -torch.inf  # all beams start identical: keep one
@@ -50,9 +51,9 @@ def beam_search(
     live = list(range(batch))  # the sentence each of the A live rows of ``scores`` belongs to
     offsets = torch.arange(k, device=device)
     rank = torch.arange(2 * k, device=device)[None, :]
-    for step in range(int(max_lengths.max())):
+    for step in range(steps):
         alive = len(live)
-        logits = model.decode(history[:, -1:], memory, memory_mask, state=state)[:, -1]  # (A*K, V)
+        logits = step_logits(history[:, -1:])  # (A*K, V)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         log_probs[:, bos_id] = -torch.inf
         log_probs[:, model.pad_id] = -torch.inf
@@ -75,13 +76,12 @@ def beam_search(
             kept = torch.tensor(going, device=device)
             scores, rows, next_tokens = scores[kept], rows[kept], next_tokens[kept]
             sentence_rows = (kept[:, None] * k + offsets).reshape(-1)  # (A'*K,) in the old layout
-            memory, memory_mask = memory[kept], memory_mask[kept]
             max_lengths = max_lengths[sentence_rows]
-            state.reorder(kept, targets=False)
+            step_logits.keep_sources(kept)
             live = [live[a] for a in going]
         flat = rows.reshape(-1)  # (A'*K,): which old row each new hypothesis extends
         history = torch.cat([history[flat], next_tokens.reshape(-1, 1)], dim=1)
-        state.reorder(flat, sources=False)
+        step_logits.keep_targets(flat)
     results = []
     for b in range(batch):
         if not finished[b]:  # the limit forces EOS, so this only happens with no finite score

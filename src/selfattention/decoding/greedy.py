@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from selfattention.decoding.search import SearchLimits
+from selfattention.decoding.steps import start_step
 from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
@@ -19,14 +20,13 @@ def greedy_search(
     batch = src.shape[0]
     max_lengths = limits.for_sources(src, model.pad_id)  # (B,)
     memory = model.encode(src)  # (B, S, D)
-    memory_mask = model.source_mask(src)
-    state = model.start_state()
+    steps = int(max_lengths.max())
+    step_logits = start_step(model, memory, model.source_mask(src), batch, steps)
     last = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (A, 1), A live sentences
     live = torch.arange(batch, device=src.device)  # (A,) the batch rows still decoding
-    steps = int(max_lengths.max())
     tokens = torch.full((batch, steps), eos_id, dtype=torch.long, device=src.device)  # (B, steps)
     for step in range(steps):
-        logits = model.decode(last, memory, memory_mask, state=state)[:, -1]  # (A, V)
+        logits = step_logits(last)  # (A, V)
         logits[:, bos_id] = -torch.inf
         logits[:, model.pad_id] = -torch.inf
         next_token = top_k(logits, 1)[1][:, 0]  # (A,) the best token, through the chunks' maxima (decoding/top_k.py)
@@ -38,8 +38,8 @@ def greedy_search(
                 break
             kept = going.nonzero().squeeze(1)
             live, next_token, max_lengths = live[kept], next_token[kept], max_lengths[kept]
-            memory, memory_mask = memory[kept], memory_mask[kept]
-            state.reorder(kept)
+            step_logits.keep_sources(kept)
+            step_logits.keep_targets(kept)
         last = next_token[:, None]
     return [_until_eos(row, eos_id) for row in tokens.tolist()]
 

@@ -1,0 +1,203 @@
+"""The decoding step in C: Transformer.decode's logits, the caches kept in step, and where it stands aside."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from selfattention.config import ModelConfig
+from selfattention.decoding import DecodingConfig, Translator, beam_search, greedy_search, native_step
+from selfattention.decoding.packed import pack_linears
+from selfattention.decoding.quantize import with_precision
+from selfattention.decoding.steps import TorchStep, start_step
+from selfattention.model import Transformer, build_model
+
+has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
+pytestmark = pytest.mark.skipif(not has_compiler, reason="no C compiler on this machine")
+
+
+@pytest.fixture(autouse=True)
+def fresh_library() -> object:
+    """Each test sees the switch as it sets it, not as an earlier test left it."""
+    native_step._library.cache_clear()
+    yield
+    native_step._library.cache_clear()
+
+
+def model_of(seed: int = 0, **changes: object) -> Transformer:
+    torch.manual_seed(seed)
+    shape = dict(vocab_size=53, d_model=32, n_heads=4, d_ff=48, encoder_layers=2, decoder_layers=2, dropout=0.0)
+    shape.update(changes)
+    model = build_model(ModelConfig(**shape)).eval()  # type: ignore[arg-type]
+    with torch.no_grad():  # LayerNorm and biases away from their initial 1 and 0, so that a mix-up shows
+        for name, parameter in model.named_parameters():
+            if "norm" in name or name.endswith("bias"):
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    return model
+
+
+def sources(batch: int = 4, length: int = 7, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(3, 53, (batch, length), generator=generator)
+    src[1, length - 3 :] = 0  # padding: the source mask matters
+    src[-1, 2:] = 0
+    return src
+
+
+VARIANTS = {
+    "post-LN, relu, sinusoidal, tied": {},
+    "pre-LN, gelu, learned positions": dict(norm="pre", activation="gelu", positional="learned"),
+    "silu, halves, output bias, untied, unscaled": dict(
+        activation="silu", positional="sinusoidal_halves", output_bias=True, tie_embeddings=False,
+        scale_embedding=False,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("groups", [1, 3])
+def test_logits_match_transformer_decode_step_by_step(variant: str, groups: int) -> None:
+    model = model_of(**VARIANTS[variant])  # type: ignore[arg-type]
+    src = sources()
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        native = native_step.start(model, memory, mask, src.shape[0] * groups, 10)
+        assert native is not None
+        reference = TorchStep(model, memory, mask)
+        generator = torch.Generator().manual_seed(2)
+        live = src.shape[0]
+        for step in range(7):
+            tokens = torch.randint(0, 53, (live * groups, 1), generator=generator)
+            ours, theirs = native(tokens), reference(tokens)
+            assert ours.shape == theirs.shape == (live * groups, 53)
+            torch.testing.assert_close(ours, theirs, atol=2e-5, rtol=1e-5)
+            if step == 2:  # sentences 3 and 0 stay (in that order), their rows shuffled and repeated
+                kept = torch.tensor([3, 0])
+                rows = (kept[:, None] * groups + torch.arange(groups)).reshape(-1)
+                rows = rows[torch.randint(0, rows.shape[0], rows.shape, generator=generator)]
+                for step_ in (native, reference):
+                    step_.keep_sources(kept)
+                    step_.keep_targets(rows)
+                live = 2
+
+
+def test_searches_give_the_same_tokens_through_either_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = model_of(3, norm="pre")
+    src = sources(6, 9, seed=4)
+    native = greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)
+    monkeypatch.setattr(native_step, "start", lambda *args: None)
+    assert isinstance(start_step(model, model.encode(src), model.source_mask(src), 6, 5), TorchStep)
+    assert (greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)) == native
+
+
+def test_the_bundled_model_translates_the_same_through_either_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfattention.cli.common import resolve_model
+
+    texts = [
+        "I am good.",
+        "A dog ate the food because it was hungry.",
+        "Two men are playing soccer in a park.",
+        "A little girl in a pink dress is climbing the stairs of a wooden house.",
+    ]
+    translator = Translator.load(resolve_model(None))
+    assert native_step.decoder_for(translator.model) is not None  # oneDNN-packed layers are read too
+    outputs = {beam: translator.translate(texts, DecodingConfig(beam_size=beam)) for beam in (1, 4)}
+    monkeypatch.setattr(native_step, "start", lambda *args: None)
+    assert {beam: translator.translate(texts, DecodingConfig(beam_size=beam)) for beam in (1, 4)} == outputs
+
+
+def test_the_packed_weights_follow_a_change_of_the_model() -> None:
+    model = model_of()
+    first = native_step.decoder_for(model)
+    assert first is not None and native_step.decoder_for(model) is first  # packed once
+    with torch.no_grad():
+        model.decoder.layers[0].feed_forward.up_proj.weight.mul_(2.0)
+    second = native_step.decoder_for(model)
+    assert second is not None and second is not first
+    src = sources()
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        tokens = torch.full((4, 1), 1)
+        ours = native_step.start(model, memory, mask, 4, 3)(tokens)  # type: ignore[misc]
+        torch.testing.assert_close(ours, TorchStep(model, memory, mask)(tokens), atol=2e-5, rtol=1e-5)
+
+
+def test_it_stands_aside_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = model_of()
+    src = sources()
+    memory, mask = model.encode(src).detach(), model.source_mask(src)
+    assert native_step.start(model, memory, mask, 4, 5) is not None
+    assert native_step.start(with_precision(model, "int8"), memory, mask, 4, 5) is None  # int8 layers
+    assert native_step.start(model.train(), memory, mask, 4, 5) is None  # dropout is on
+    model.eval()
+    assert native_step.start(model, memory.double(), mask, 4, 5) is None
+    monkeypatch.setenv(native_step.native.SWITCH, "0")
+    native_step._library.cache_clear()
+    assert not native_step.available()
+    assert native_step.start(model, memory, mask, 4, 5) is None
+    assert isinstance(start_step(model, memory, mask, 4, 5), TorchStep)
+
+
+def test_packed_linear_layers_are_read_through() -> None:
+    model = model_of()
+    reference = model_of()
+    if pack_linears(model) == 0:
+        pytest.skip("oneDNN packing is not available here")
+    src = sources()
+    with torch.no_grad():
+        memory, mask = reference.encode(src), reference.source_mask(src)
+        tokens = torch.arange(4)[:, None] + 3
+        ours = native_step.start(model, memory, mask, 4, 2)(tokens)  # type: ignore[misc]
+        torch.testing.assert_close(ours, TorchStep(reference, memory, mask)(tokens), atol=2e-5, rtol=1e-5)
+
+
+def test_bad_steps_are_refused_with_what_is_wrong() -> None:
+    model = model_of(positional="learned", max_positions=4)
+    src = sources(length=4)
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        step = native_step.start(model, memory, mask, 4, 6)
+        assert step is not None
+        with pytest.raises(ValueError, match=r"token ids must lie in \[0, 53\)"):
+            step(torch.full((4, 1), 53))
+        with pytest.raises(ValueError, match="5 rows do not match 4 sources"):
+            step(torch.full((5, 1), 3))
+        with pytest.raises(IndexError, match="cache rows must lie in"):
+            step.keep_targets(torch.tensor([0, 9, 1, 2]))
+        for _ in range(4):
+            step(torch.full((4, 1), 3))
+        with pytest.raises(ValueError, match="longer than the 4 learned positions"):
+            step(torch.full((4, 1), 3))
+    with torch.no_grad():  # the PyTorch step says the same
+        reference = TorchStep(model, memory, mask)
+        for _ in range(4):
+            reference(torch.full((4, 1), 3))
+        with pytest.raises(ValueError, match="longer than the 4 learned positions"):
+            reference(torch.full((4, 1), 3))
+
+
+def test_an_empty_batch_has_no_native_step() -> None:
+    model = model_of()
+    memory = torch.zeros(0, 7, 32)
+    assert native_step.start(model, memory, None, 0, 3) is None
+
+
+def test_without_a_working_compiler_the_pytorch_step_runs_and_the_log_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from pathlib import Path
+
+    scratch = Path(str(tmp_path))
+    monkeypatch.setenv("CC", str(scratch / "no-such-compiler"))
+    monkeypatch.setenv(native_step.native.CACHE, str(scratch / "cache"))
+    model = model_of()
+    src = sources()
+    with caplog.at_level(logging.WARNING, logger=native_step.native.__name__):
+        assert native_step.build() is None
+        assert not native_step.available()
+        step = start_step(model, model.encode(src).detach(), model.source_mask(src), 4, 3)
+    assert isinstance(step, TorchStep)
+    assert "could not build native_step" in caplog.text and "decoding steps run through PyTorch" in caplog.text
