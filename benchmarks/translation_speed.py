@@ -24,14 +24,19 @@ CTranslate2 loaded, PyTorch's beam search in the same process ran about 30 % slo
 (``benchmarks/neighbour_slowdown.py``), so
 sharing a process would measure the neighbour, not the engine.
 
-"ours float32" is what ``Translator.load`` gives: Linear weights packed for oneDNN
-(``selfattention.decoding.packed``); at batch 32 it decodes in ``--workers`` forked processes of
-one thread each (``selfattention translate --workers 2``, ``selfattention.decoding.workers``), at
-batch 1 in this process with ``--threads`` threads: the same split CTranslate2 gets (inter
+"ours float32" is what ``Translator.load`` gives: the encoder's Linear weights packed for oneDNN
+(``selfattention.decoding.packed``), each decoding step one call into C
+(``selfattention.decoding.native_step``); at batch 32 it decodes in ``--workers`` forked processes
+of one thread each (``selfattention translate --workers 2``, ``selfattention.decoding.workers``),
+at batch 1 in this process with ``--threads`` threads: the same split CTranslate2 gets (inter
 threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every batch
-in this process; "ours float32 MKL" is that with PyTorch's default products (``onednn=False``),
-so the table shows what the packing and the workers buy. "ours int8" and "ours int8 1 process"
-likewise. The glibc allocator thresholds are raised first, as ``selfattention translate`` does.
+in this process; "ours float32 PyTorch step" is "ours float32" with the C step switched off
+(``SELFATTENTION_NATIVE=0``: each step through PyTorch's modules), so the table shows what the C
+step and the workers buy. "ours int8" and "ours int8 1 process" likewise (int8 steps run through
+PyTorch's quantised modules: the C step is float32 only). The glibc allocator thresholds are
+raised first, as ``selfattention translate`` does.
+
+``--engines`` measures a subset (the ratios table then shows only the ratios it has).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -56,6 +62,7 @@ from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.evaluation import score
 from selfattention.interop import export_ct2, export_marian
+from selfattention.native import SWITCH
 from selfattention.runtime import tune_allocator
 
 Engine = Callable[[Sequence[str], int, int], list[str]]  # (texts, beam, batch size) -> translations
@@ -190,7 +197,7 @@ def measure(
 ENGINES = (
     "ours float32",
     "ours float32 1 process",
-    "ours float32 MKL",
+    "ours float32 PyTorch step",
     "ours int8",
     "ours int8 1 process",
     "HF float32",
@@ -203,8 +210,6 @@ def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Names
     """One engine, and the float32 translator whose tokenizer counts tokens; in this process only."""
     f32 = Translator.load(directory)
     if name.startswith("ours"):
-        if name.endswith("MKL"):
-            return ours(Translator.load(directory, onednn=False)), f32
         translator = f32 if "int8" not in name else Translator.load(directory, precision="int8")
         if not name.endswith("1 process"):  # one sentence at a time (batch 1) never leaves this process
             translator.start_workers(args.workers)
@@ -232,6 +237,14 @@ def main() -> None:
     parser.add_argument("--ct2-latency-threads", default="1,2", help="CT2 inter,intra threads at batch 1 (default 1,2)")
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure every engine this many times, each its median (default 1)"
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        default=list(ENGINES),
+        metavar="ENGINE",
+        help="engines to measure (default all)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # ENGINE@SCRATCH: measure one engine, print JSON rows
     args = parser.parse_args()
@@ -280,9 +293,13 @@ def main() -> None:
             export_ct2(plain.model, plain.tokenizer, Path(scratch) / f"ct2-{q}", q)
         passed = [a for a in sys.argv[1:] if not a.startswith("--child")]
         for round_number in range(args.rounds):  # the engines take turns, in alternating order
-            for name in ENGINES if round_number % 2 == 0 else ENGINES[::-1]:
+            engines = [name for name in ENGINES if name in args.engines]
+            for name in engines if round_number % 2 == 0 else engines[::-1]:
                 command = [sys.executable, __file__, *passed, "--child", f"{name}@{scratch}"]
-                result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+                environment = dict(os.environ)
+                if name.endswith("PyTorch step"):
+                    environment[SWITCH] = "0"
+                result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=environment)
                 rows += [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
     if args.rounds > 1:
         print(f"rounds: {args.rounds}, the engines in turn; each figure is its engine's median round")
@@ -309,8 +326,11 @@ def median_rounds(rows: list[Row]) -> list[Row]:
 
 
 def print_tables(rows: list[Row]) -> None:
-    def find(engine: str, data: str, search: str, batch: int) -> Row:
-        return next(r for r in rows if (r.engine, r.data, r.search, r.batch) == (engine, data, search, batch))
+    def find(engine: str, data: str, search: str, batch: int) -> Row | None:
+        return next((r for r in rows if (r.engine, r.data, r.search, r.batch) == (engine, data, search, batch)), None)
+
+    def ratio(a: Row | None, b: Row | None, value: Callable[[Row], float]) -> str:
+        return "-" if a is None or b is None else f"{value(a) / value(b):.2f}"
 
     print("\n### Batch 32: target tokens/s over the whole set (second pass; the first beside it)\n")
     print("| data | search | engine | tokens/s | first pass tokens/s | BLEU |")
@@ -336,13 +356,15 @@ def print_tables(rows: list[Row]) -> None:
         "| BLEU int8 - f32 (ours) |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    speed, latency = (lambda r: r.tokens_per_s), (lambda r: r.median_ms)
     for data, search in dict.fromkeys((r.data, r.search) for r in rows):
         o32, o8 = find("ours float32", data, search, 32), find("ours int8", data, search, 32)
         c32, c8, hf = (find(e, data, search, 32) for e in ("CT2 float32", "CT2 int8", "HF float32"))
         l_o, l_c = find("ours float32", data, search, 1), find("CT2 float32", data, search, 1)
+        bleu = "-" if o8 is None or o32 is None else f"{o8.bleu - o32.bleu:+.2f}"
         print(
-            f"| {data} | {search} | {o32.tokens_per_s / c32.tokens_per_s:.2f} | {o32.tokens_per_s / hf.tokens_per_s:.2f} "
-            f"| {o8.tokens_per_s / c8.tokens_per_s:.2f} | {l_o.median_ms / l_c.median_ms:.2f} | {o8.bleu - o32.bleu:+.2f} |"
+            f"| {data} | {search} | {ratio(o32, c32, speed)} | {ratio(o32, hf, speed)} "
+            f"| {ratio(o8, c8, speed)} | {ratio(l_o, l_c, latency)} | {bleu} |"
         )
 
 

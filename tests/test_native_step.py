@@ -108,6 +108,24 @@ def test_the_bundled_model_translates_the_same_through_either_step(monkeypatch: 
     assert {beam: translator.translate(texts, DecodingConfig(beam_size=beam)) for beam in (1, 4)} == outputs
 
 
+def test_decoding_workers_inherit_the_packed_weights_instead_of_packing_their_own() -> None:
+    from selfattention.cli.common import resolve_model
+
+    translator = Translator.load(resolve_model(None))
+    assert translator.model not in native_step._decoders  # nothing packed at load
+    texts = ["I am good.", "Two men are playing soccer in a park.", "A dog ate the food because it was hungry."]
+    alone = translator.translate(texts, DecodingConfig(beam_size=1, batch_size=1))
+    native_step._decoders.pop(translator.model)
+    translator.start_workers(2)
+    try:
+        packed = native_step._decoders.get(translator.model)
+        assert packed is not None  # packed in this process, before the fork: the workers share its pages
+        assert translator.translate(texts, DecodingConfig(beam_size=1, batch_size=1)) == alone
+        assert native_step._decoders[translator.model] is packed
+    finally:
+        translator.stop_workers()
+
+
 def test_the_packed_weights_follow_a_change_of_the_model() -> None:
     model = model_of()
     first = native_step.decoder_for(model)

@@ -12,6 +12,7 @@ import torch
 from selfattention.data.batching import collate, make_example
 from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
+from selfattention.decoding import native_step
 from selfattention.decoding.beam import beam_search
 from selfattention.decoding.greedy import greedy_search
 from selfattention.decoding.packed import pack_linears
@@ -71,6 +72,7 @@ class Translator:
             device = next(self.model.parameters()).device
             if device.type != "cpu":
                 raise WorkersError(f"decoding workers run on the CPU only, and this model is on {device}")
+            native_step.decoder_for(self.model)  # packed here, once: the forked workers share its pages
             self.pool = DecodingPool(self.translate_ids, workers)
 
     def stop_workers(self) -> None:
