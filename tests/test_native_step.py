@@ -147,7 +147,10 @@ def test_it_stands_aside_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch
     src = sources()
     memory, mask = model.encode(src).detach(), model.source_mask(src)
     assert native_step.start(model, memory, mask, 4, 5) is not None
-    assert native_step.start(with_precision(model, "int8"), memory, mask, 4, 5) is None  # int8 layers
+    assert native_step.start(with_precision(model, "int8"), memory, mask, 4, 5) is not None  # int8 layers too
+    model.decoder.layers[0].feed_forward.activation = torch.tanh  # an activation the C step does not know
+    assert native_step.start(model, memory, mask, 4, 5) is None
+    model.decoder.layers[0].feed_forward.activation = torch.nn.functional.relu
     assert native_step.start(model.train(), memory, mask, 4, 5) is None  # dropout is on
     model.eval()
     assert native_step.start(model, memory.double(), mask, 4, 5) is None
@@ -156,6 +159,89 @@ def test_it_stands_aside_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch
     assert not native_step.available()
     assert native_step.start(model, memory, mask, 4, 5) is None
     assert isinstance(start_step(model, memory, mask, 4, 5), TorchStep)
+
+
+class RowQuantizedLinear(torch.nn.Module):
+    """What native_step.c computes for an int8 weight, in PyTorch: rows quantised to [-127, 127], exact sums."""
+
+    def __init__(self, weights: native_step.Weights) -> None:
+        super().__init__()
+        assert weights.scales is not None
+        self.values, self.scales, self.bias = weights.values.to(torch.float64), weights.scales, weights.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = x.abs().amax(dim=-1, keepdim=True)
+        scale = torch.where(top > 0, top / 127.0, torch.ones_like(top))
+        q = torch.round(x * (1.0 / scale)).clamp(-127, 127).to(torch.float64)
+        y = (q @ self.values.T) * scale.to(torch.float64) * self.scales.to(torch.float64)
+        return (y if self.bias is None else y + self.bias).to(torch.float32)
+
+
+@pytest.mark.parametrize("shape", [(5, 37, 45), (17, 64, 96), (8, 3, 1)])
+def test_int8_products_are_exact_integer_sums_and_float32_ones_match_pytorch(shape: tuple[int, int, int]) -> None:
+    rows, k, n = shape  # k not a multiple of 4, n not of 32, rows not of 8
+    generator = torch.Generator().manual_seed(k)
+    decoder = native_step.decoder_for(model_of())
+    assert decoder is not None
+    x = torch.randn(rows, k, generator=generator) * 3
+    x[0] = 0.0  # a zero row has scale 1, not a division by zero
+    values = torch.randint(-128, 128, (n, k), dtype=torch.int8, generator=generator)
+    int8 = native_step.Weights(
+        values, torch.rand(n, generator=generator) / 50 + 1e-3, torch.randn(n, generator=generator)
+    )
+    ours = decoder.linear(x, decoder.pack(int8), n)
+    torch.testing.assert_close(ours, RowQuantizedLinear(int8)(x), atol=1e-5, rtol=1e-5)
+    assert torch.equal(ours[0], int8.bias)
+    weight = torch.randn(n, k, generator=generator)
+    float32 = native_step.Weights(weight, None, None)
+    torch.testing.assert_close(decoder.linear(x, decoder.pack(float32), n), x @ weight.T, atol=1e-5, rtol=1e-5)
+
+
+def test_int8_products_are_the_same_without_the_processors_int8_instructions() -> None:
+    model = model_of()
+    library, plain = native_step._library(), native_step._library(("-mno-avx512vnni",))
+    assert library is not None and plain is not None  # with VNNI where the processor has it, and plain C
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(11, 70, generator=generator)
+    int8 = native_step.Weights(
+        torch.randint(-128, 128, (70, 70), dtype=torch.int8, generator=generator), torch.rand(70) / 10, None
+    )
+    results = []
+    for built in (library, plain):
+        decoder = native_step.NativeDecoder(model, built)
+        results.append(decoder.linear(x, decoder.pack(int8), 70))
+    assert torch.equal(results[0], results[1])
+
+
+def test_an_int8_models_steps_match_its_layers_computed_in_pytorch() -> None:
+    import copy
+
+    model = model_of(1, norm="pre")
+    quantized = with_precision(model, "int8")
+    reference = copy.deepcopy(model)  # the int8 weights, each product as the C step computes it
+    for name, module in list(quantized.named_modules()):
+        if ".cross_attn.k_proj" in name or ".cross_attn.v_proj" in name or not name.startswith(("decoder", "output")):
+            continue  # the source's keys and values, and the encoder, are PyTorch's int8 layers in both
+        weights = native_step._weight(module)
+        if weights is not None and weights.scales is not None:
+            parent, _, child = name.rpartition(".")
+            setattr(reference.get_submodule(parent) if parent else reference, child, RowQuantizedLinear(weights))
+    reference.encoder, reference.src_embed = quantized.encoder, quantized.src_embed
+    for layer, theirs in zip(reference.decoder.layers, quantized.decoder.layers, strict=True):
+        layer.cross_attn.k_proj, layer.cross_attn.v_proj = theirs.cross_attn.k_proj, theirs.cross_attn.v_proj
+    src = sources()
+    with torch.no_grad():
+        memory, mask = quantized.encode(src), quantized.source_mask(src)
+        native = native_step.start(quantized, memory, mask, 4, 6)
+        assert native is not None
+        step = TorchStep(reference, memory, mask)
+        for position in range(5):
+            tokens = torch.full((4, 1), 3 + position)
+            torch.testing.assert_close(native(tokens), step(tokens), atol=1e-4, rtol=1e-4)
+        float32 = TorchStep(model, memory, mask)
+        for position in range(5):
+            float32(torch.full((4, 1), 3 + position))
+        assert (native(torch.full((4, 1), 9)) - float32(torch.full((4, 1), 9))).abs().max() < 0.1  # int8 is close
 
 
 def test_packed_linear_layers_are_read_through() -> None:

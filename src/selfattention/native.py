@@ -49,8 +49,12 @@ def _processor() -> str:
     return "\n".join(sorted(set(lines))) or platform.machine()
 
 
-def build(name: str, sources: Sequence[Path], fallback: str, directory: Path | None = None) -> Path | None:
+def build(
+    name: str, sources: Sequence[Path], fallback: str, directory: Path | None = None, extra: Sequence[str] = ()
+) -> Path | None:
     """Compile ``sources`` into one shared library ``name-<hash>.so`` in ``directory`` unless built already.
+
+    ``extra`` flags follow :data:`FLAGS` (tests build without a processor feature so).
 
     Returns the library's path, or None when no compiler is found or the build fails; the log then
     says why and ``fallback`` (what runs instead).
@@ -60,7 +64,9 @@ def build(name: str, sources: Sequence[Path], fallback: str, directory: Path | N
         log.info("no C compiler found; %s", fallback)
         return None
     texts = [source.read_bytes() for source in sources]
-    key = hashlib.sha256(b"\0".join([*texts, " ".join(FLAGS).encode(), compiler.encode(), _processor().encode()]))
+    key = hashlib.sha256(
+        b"\0".join([*texts, " ".join([*FLAGS, *extra]).encode(), compiler.encode(), _processor().encode()])
+    )
     directory = directory or cache_dir()
     target = directory / f"{name}-{key.hexdigest()[:16]}.so"
     if target.exists():
@@ -69,7 +75,7 @@ def build(name: str, sources: Sequence[Path], fallback: str, directory: Path | N
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = Path(scratch) / target.name
-            command = [compiler, *FLAGS, "-o", str(built), *map(str, sources), "-lm"]
+            command = [compiler, *FLAGS, *extra, "-o", str(built), *map(str, sources), "-lm"]
             result = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if result.returncode != 0:
                 log.warning("building %s failed; %s:\n%s", name, fallback, result.stderr)

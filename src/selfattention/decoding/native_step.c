@@ -15,11 +15,22 @@
  * of NR output columns, each K x NR (zero-padded), so the inner loop reads W sequentially. The
  * micro-kernel keeps MR x NR sums in registers (GCC/Clang vector extensions; a `vec` is one
  * AVX-512 register where there is one). Nothing here runs on more than one thread.
+ *
+ * int8 products (a model quantised to int8): W is int8 with one scale per output column, packed
+ * by selfattention_pack_int8 into panels of NR columns whose every 4 consecutive k share one
+ * 32-bit lane. Each row of x is quantised on the fly, symmetrically, to q = round(x / s) in
+ * [-127, 127] with s = max|x| / 127, and stored as q + 128 (unsigned); the sums over k are exact
+ * integers (AVX-512 VNNI's vpdpbusd where the processor has it, plain C otherwise: the same
+ * numbers), and y = s * scale[n] * (sum - 128 * sum_k W[n, k]) + b.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512VNNI__) && defined(__AVX512F__)
+#include <immintrin.h>
+#define HAVE_VNNI 1
+#endif
 
 #define LANES 16
 #define NR 32 /* output columns per panel: two vecs */
@@ -48,6 +59,32 @@ void selfattention_pack(const float *w, int64_t n, int64_t k, float *packed) {
                 packed[(p * k + i) * NR + j] = row < n ? w[row * k + i] : 0.0f;
             }
         }
+    }
+}
+
+/* The packed size, in bytes, of an (n, k) int8 weight: k is padded to a multiple of 4. */
+int64_t selfattention_packed_size_int8(int64_t n, int64_t k) { return (n + NR - 1) / NR * NR * ((k + 3) / 4 * 4); }
+
+/* w (n, k) int8 into panels of NR columns, 4 k per column at a time; sums[j] = sum_k w[j, k]. */
+void selfattention_pack_int8(const int8_t *w, int64_t n, int64_t k, int8_t *packed, int32_t *sums) {
+    const int64_t panels = (n + NR - 1) / NR, groups = (k + 3) / 4;
+    for (int64_t p = 0; p < panels; ++p) {
+        for (int64_t g = 0; g < groups; ++g) {
+            for (int64_t j = 0; j < NR; ++j) {
+                const int64_t row = p * NR + j;
+                for (int64_t t = 0; t < 4; ++t) {
+                    const int64_t i = 4 * g + t;
+                    packed[((p * groups + g) * NR + j) * 4 + t] = row < n && i < k ? w[row * k + i] : 0;
+                }
+            }
+        }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        int32_t sum = 0;
+        for (int64_t i = 0; i < k; ++i) {
+            sum += w[j * k + i];
+        }
+        sums[j] = sum;
     }
 }
 
@@ -110,9 +147,17 @@ MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7) MICRO(8)
 typedef void (*micro_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t, const float *, int64_t, int);
 static const micro_fn MICROS[MR + 1] = {NULL, micro1, micro2, micro3, micro4, micro5, micro6, micro7, micro8};
 
-/* y (m, n), row stride ldy = act(x (m, k) . W^T + bias), W packed. */
-static void linear(const float *x, int64_t m, int64_t k, const float *packed, const float *bias, int64_t n,
-                   float *y, int64_t ldy, int act)
+/* A Linear layer's weight: float32 packed (scales NULL), or int8 packed with a scale and a sum per column. */
+typedef struct {
+    const void *w;
+    const float *bias;   /* (n) or NULL */
+    const float *scales; /* (n) for int8, else NULL */
+    const int32_t *sums; /* (n) for int8 */
+} weight_t;
+
+/* y (m, n), row stride ldy = act(x (m, k) . W^T + bias), W float32 packed. */
+static void linear_float(const float *x, int64_t m, int64_t k, const float *packed, const float *bias, int64_t n,
+                         float *y, int64_t ldy, int act)
 {
     const int64_t panels = (n + NR - 1) / NR;
     for (int64_t p = 0; p < panels; ++p) {
@@ -123,6 +168,144 @@ static void linear(const float *x, int64_t m, int64_t k, const float *packed, co
                          bias == NULL ? NULL : bias + p * NR, cols, act);
         }
     }
+}
+
+/* Each row of x (m, k) as unsigned q + 128, k padded to kp with 128 (q = 0); its scale in s[r]. */
+static void quantize_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint8_t *q, float *s) {
+    for (int64_t r = 0; r < m; ++r) {
+        const float *row = x + r * k;
+        float top = 0.0f;
+        for (int64_t i = 0; i < k; ++i) {
+            const float a = fabsf(row[i]);
+            top = a > top ? a : top;
+        }
+        const float scale = top > 0.0f ? top / 127.0f : 1.0f, inverse = 1.0f / scale;
+        s[r] = scale;
+        for (int64_t i = 0; i < k; ++i) {
+            float v = nearbyintf(row[i] * inverse);
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+            q[r * kp + i] = (uint8_t)((int)v + 128);
+        }
+        for (int64_t i = k; i < kp; ++i) {
+            q[r * kp + i] = 128;
+        }
+    }
+}
+
+/* rows (<= MR) x NR integer sums of one panel: sums[r][j] = sum_k q[r, k] * W[p * NR + j, k]. */
+static void micro_int8(int rows, const uint8_t *q, int64_t kp, const int8_t *panel, int32_t sums[MR][NR]) {
+    const int64_t groups = kp / 4;
+#ifdef HAVE_VNNI
+    __m512i acc[MR][2];
+    for (int r = 0; r < rows; ++r) {
+        acc[r][0] = _mm512_setzero_si512();
+        acc[r][1] = _mm512_setzero_si512();
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+        const __m512i w0 = _mm512_loadu_si512(panel + g * NR * 4), w1 = _mm512_loadu_si512(panel + g * NR * 4 + 64);
+        for (int r = 0; r < rows; ++r) {
+            int32_t four;
+            memcpy(&four, q + r * kp + 4 * g, sizeof four);
+            const __m512i a = _mm512_set1_epi32(four);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w0);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, w1);
+        }
+    }
+    for (int r = 0; r < rows; ++r) {
+        _mm512_storeu_si512(sums[r], acc[r][0]);
+        _mm512_storeu_si512(sums[r] + LANES, acc[r][1]);
+    }
+#else
+    for (int r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < NR; ++j) {
+            sums[r][j] = 0;
+        }
+        for (int64_t g = 0; g < groups; ++g) {
+            const uint8_t *a = q + r * kp + 4 * g;
+            const int8_t *w = panel + g * NR * 4;
+            for (int64_t j = 0; j < NR; ++j) {
+                sums[r][j] += a[0] * w[4 * j] + a[1] * w[4 * j + 1] + a[2] * w[4 * j + 2] + a[3] * w[4 * j + 3];
+            }
+        }
+    }
+#endif
+}
+
+/* As linear_float, for an int8 weight; `q` holds m * kp bytes and `s` m floats of scratch. */
+static void linear_int8(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y, int64_t ldy,
+                        int act, uint8_t *q, float *s)
+{
+    const int64_t kp = (k + 3) / 4 * 4, panels = (n + NR - 1) / NR;
+    quantize_rows(x, m, k, kp, q, s);
+    int32_t sums[MR][NR];
+    for (int64_t p = 0; p < panels; ++p) {
+        const int64_t cols = n - p * NR < NR ? n - p * NR : NR;
+        const int8_t *panel = (const int8_t *)w->w + p * kp * NR;
+        for (int64_t r = 0; r < m; r += MR) {
+            const int rows = (int)(m - r < MR ? m - r : MR);
+            micro_int8(rows, q + r * kp, kp, panel, sums);
+            if (cols == NR && (act == ACT_NONE || act == ACT_RELU)) { /* a whole panel, in vectors */
+                const int64_t c = p * NR;
+                vec scale[2], bias[2];
+                ivec offset[2];
+                for (int half = 0; half < 2; ++half) {
+                    memcpy(&scale[half], w->scales + c + half * LANES, sizeof(vec));
+                    memcpy(&offset[half], w->sums + c + half * LANES, sizeof(ivec));
+                    offset[half] *= 128;
+                    bias[half] = (vec){0.0f};
+                    if (w->bias != NULL) {
+                        memcpy(&bias[half], w->bias + c + half * LANES, sizeof(vec));
+                    }
+                }
+                for (int i = 0; i < rows; ++i) {
+                    for (int half = 0; half < 2; ++half) {
+                        ivec total;
+                        memcpy(&total, sums[i] + half * LANES, sizeof total);
+                        vec v = __builtin_convertvector(total - offset[half], vec) * (s[r + i] * scale[half]) + bias[half];
+                        if (act == ACT_RELU) {
+                            v = (vec)((ivec)v & (v > (vec){0.0f}));
+                        }
+                        memcpy(y + (r + i) * ldy + c + half * LANES, &v, sizeof v);
+                    }
+                }
+                continue;
+            }
+            for (int i = 0; i < rows; ++i) {
+                float *out = y + (r + i) * ldy + p * NR;
+                for (int64_t j = 0; j < cols; ++j) {
+                    const int64_t c = p * NR + j;
+                    const float v = s[r + i] * w->scales[c] * (float)(sums[i][j] - 128 * w->sums[c]);
+                    out[j] = activate(v + (w->bias == NULL ? 0.0f : w->bias[c]), act);
+                }
+            }
+        }
+    }
+}
+
+/* y (m, n) = act(x (m, k) . W^T + bias), either kind of weight; q, s: int8 scratch (m * (k + 3), m). */
+static void linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y, int64_t ldy,
+                   int act, uint8_t *q, float *s)
+{
+    if (w->scales == NULL) {
+        linear_float(x, m, k, (const float *)w->w, w->bias, n, y, ldy, act);
+    } else {
+        linear_int8(x, m, k, w, n, y, ldy, act, q, s);
+    }
+}
+
+/* y (m, n) = x (m, k) . W^T + bias for one packed weight, for tests; returns 1 when scratch cannot be had. */
+int selfattention_linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y) {
+    uint8_t *q = malloc((size_t)(m * (k + 3) + 1));
+    float *s = malloc(sizeof(float) * (size_t)(m + 1));
+    if (q == NULL || s == NULL) {
+        free(q);
+        free(s);
+        return 1;
+    }
+    linear(x, m, k, w, n, y, n, ACT_NONE, q, s);
+    free(q);
+    free(s);
+    return 0;
 }
 
 /* x (m, d) = LayerNorm(x + add), in place; `add` may be NULL. */
@@ -163,15 +346,14 @@ typedef struct {
     float eps, embed_scale;
     const float *embed;     /* (V, D) */
     const float *positions; /* (P, D), P > the step's position */
-    const float *out, *out_bias; /* packed (V, D); bias (V) or NULL */
     const float *final_w, *final_b;
+    weight_t out; /* (V, D) */
 } model_t;
 
 typedef struct {
-    const float *qkv, *qkv_b; /* packed (3D, D): W_Q, W_K, W_V stacked */
-    const float *self_out, *self_out_b, *norm1_w, *norm1_b;
-    const float *cross_q, *cross_q_b, *cross_out, *cross_out_b, *norm2_w, *norm2_b;
-    const float *up, *up_b, *down, *down_b, *norm3_w, *norm3_b;
+    weight_t qkv; /* (3D, D): W_Q, W_K, W_V stacked */
+    weight_t self_out, cross_q, cross_out, up, down;
+    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *norm3_w, *norm3_b;
 } layer_t;
 
 /* Logits (rows, V) for the next token after `tokens` (rows) at `position`.
@@ -187,11 +369,14 @@ int selfattention_step(
     const int64_t d = model->d, heads = model->heads, dh = d / heads, ff = model->ff;
     const int64_t groups = rows / sources;
     const float scale = 1.0f / sqrtf((float)dh);
-    float *x = malloc(sizeof(float) * (size_t)(rows * (6 * d + ff)));
+    const int64_t widest = (ff > d ? ff : d) + 3;
+    float *x = malloc(sizeof(float) * (size_t)(rows * (6 * d + ff + 1)) + (size_t)(rows * widest));
     if (x == NULL) {
         return 1;
     }
     float *h = x + rows * d, *qkv = h + rows * d, *att = qkv + rows * 3 * d, *hidden = att + rows * d;
+    float *qs = hidden + rows * ff;             /* int8 products: each row's scale */
+    uint8_t *qx = (uint8_t *)(qs + rows);       /* and its quantised values */
     for (int64_t r = 0; r < rows; ++r) {
         const float *e = model->embed + tokens[r] * d, *p = model->positions + position * d;
         for (int64_t j = 0; j < d; ++j) {
@@ -209,7 +394,7 @@ int selfattention_step(
             norm_into(h, x, rows, d, w->norm1_w, w->norm1_b, model->eps);
             in = h;
         }
-        linear(in, rows, d, w->qkv, w->qkv_b, 3 * d, qkv, 3 * d, ACT_NONE);
+        linear(in, rows, d, &w->qkv, 3 * d, qkv, 3 * d, ACT_NONE, qx, qs);
         for (int64_t r = 0; r < rows; ++r) {
             for (int64_t head = 0; head < heads; ++head) {
                 const int64_t at = ((r * heads + head) * max_len + position) * dh;
@@ -223,7 +408,7 @@ int selfattention_step(
             free(x);
             return 1;
         }
-        linear(att, rows, d, w->self_out, w->self_out_b, d, h, d, ACT_NONE);
+        linear(att, rows, d, &w->self_out, d, h, d, ACT_NONE, qx, qs);
         if (model->norm_first) {
             for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
         } else {
@@ -235,14 +420,14 @@ int selfattention_step(
             norm_into(h, x, rows, d, w->norm2_w, w->norm2_b, model->eps);
             in = h;
         }
-        linear(in, rows, d, w->cross_q, w->cross_q_b, d, qkv, d, ACT_NONE);
+        linear(in, rows, d, &w->cross_q, d, qkv, d, ACT_NONE, qx, qs);
         const strides3 cq = {groups * d, dh, d}, ckv = {heads * source_len * dh, source_len * dh, dh};
         if (selfattention_few_queries(qkv, cq, source_keys, ckv, source_values, ckv, source_mask, source_len, 1,
                                       att, sources, heads, groups, source_len, dh, scale)) {
             free(x);
             return 1;
         }
-        linear(att, rows, d, w->cross_out, w->cross_out_b, d, h, d, ACT_NONE);
+        linear(att, rows, d, &w->cross_out, d, h, d, ACT_NONE, qx, qs);
         if (model->norm_first) {
             for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
         } else {
@@ -254,8 +439,8 @@ int selfattention_step(
             norm_into(h, x, rows, d, w->norm3_w, w->norm3_b, model->eps);
             in = h;
         }
-        linear(in, rows, d, w->up, w->up_b, ff, hidden, ff, model->activation);
-        linear(hidden, rows, ff, w->down, w->down_b, d, h, d, ACT_NONE);
+        linear(in, rows, d, &w->up, ff, hidden, ff, model->activation, qx, qs);
+        linear(hidden, rows, ff, &w->down, d, h, d, ACT_NONE, qx, qs);
         if (model->norm_first) {
             for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
         } else {
@@ -265,7 +450,7 @@ int selfattention_step(
     if (model->final_norm) {
         add_norm(x, NULL, rows, d, model->final_w, model->final_b, model->eps);
     }
-    linear(x, rows, d, model->out, model->out_bias, model->vocab, logits, model->vocab, ACT_NONE);
+    linear(x, rows, d, &model->out, model->vocab, logits, model->vocab, ACT_NONE, qx, qs);
     free(x);
     return 0;
 }

@@ -6,11 +6,12 @@ dispatch that is larger than its arithmetic. ``native_step.c`` computes the same
 ``Transformer.decode`` gives for one new position with a cache, in one call: its products run on
 weights packed once per model for its own small-row kernel, the attention is ``few_queries.c``'s
 kernel, and the caches are preallocated tensors written in place. The encoder, the search and the
-caches' reordering stay in PyTorch.
+caches' reordering stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
+weights and scales as they are and sum in integers (AVX-512 VNNI where the processor has it).
 
 :func:`start` gives a :class:`NativeStep` for one search, or None where it does not apply: the
-model training, a weight not float32 on the CPU (int8 models, a GPU), an activation or a module
-it does not know, no C compiler, or ``SELFATTENTION_NATIVE=0``. The search then runs
+model training, a weight neither float32 nor int8 on the CPU (a GPU, float64), an activation or a
+module it does not know, no C compiler, or ``SELFATTENTION_NATIVE=0``. The search then runs
 ``Transformer.decode`` (``steps.TorchStep``), which stays the definition: a test holds this step's
 logits to it. What it is worth: ``benchmarks/decoding_levers.py``.
 """
@@ -21,11 +22,13 @@ import ctypes
 import functools
 import logging
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
 from selfattention import native
 from selfattention.attention import few_queries
@@ -42,37 +45,66 @@ ACTIVATIONS = {F.relu: 1, F.gelu: 2, F.silu: 3}
 _pointer = ctypes.c_void_p
 
 
+class _Weight(ctypes.Structure):
+    """A Linear layer's packed weight: float32 (``scales`` None), or int8 with a scale and a sum per column."""
+
+    _fields_ = [(name, _pointer) for name in ("w", "bias", "scales", "sums")]
+
+
 class _Model(ctypes.Structure):
     _fields_ = [
         *((name, ctypes.c_int64) for name in ("d", "heads", "ff", "vocab", "layers")),
         *((name, ctypes.c_int32) for name in ("norm_first", "activation", "final_norm", "pad_")),
         ("eps", ctypes.c_float),
         ("embed_scale", ctypes.c_float),
-        *((name, _pointer) for name in ("embed", "positions", "out", "out_bias", "final_w", "final_b")),
+        *((name, _pointer) for name in ("embed", "positions", "final_w", "final_b")),
+        ("out", _Weight),
     ]
 
 
-_LAYER_FIELDS = (
-    "qkv", "qkv_b", "self_out", "self_out_b", "norm1_w", "norm1_b",
-    "cross_q", "cross_q_b", "cross_out", "cross_out_b", "norm2_w", "norm2_b",
-    "up", "up_b", "down", "down_b", "norm3_w", "norm3_b",
-)  # fmt: skip
+_LAYER_WEIGHTS = ("qkv", "self_out", "cross_q", "cross_out", "up", "down")
+_LAYER_NORMS = ("norm1_w", "norm1_b", "norm2_w", "norm2_b", "norm3_w", "norm3_b")
 
 
 class _Layer(ctypes.Structure):
-    _fields_ = [(name, _pointer) for name in _LAYER_FIELDS]
+    _fields_ = [*((name, _Weight) for name in _LAYER_WEIGHTS), *((name, _pointer) for name in _LAYER_NORMS)]
 
 
-def build(directory: Path | None = None) -> Path | None:
+@dataclass
+class Weights:
+    """A Linear layer's weight ``(N, K)`` (float32, or int8 with ``scales`` ``(N,)``) and bias ``(N,)``."""
+
+    values: Tensor
+    scales: Tensor | None
+    bias: Tensor | None
+
+    def __add__(self, other: Weights) -> Weights:
+        """The two stacked (as W_Q, W_K and W_V are), of one kind; a missing bias is zeros."""
+        if (self.scales is None) != (other.scales is None):
+            raise ValueError("float32 and int8 weights cannot be stacked into one product")
+        scales = None if self.scales is None or other.scales is None else torch.cat([self.scales, other.scales])
+        bias = None
+        if self.bias is not None or other.bias is not None:
+            bias = torch.cat(
+                [
+                    b if b is not None else torch.zeros(len(w.values))
+                    for w, b in ((self, self.bias), (other, other.bias))
+                ]
+            )
+        return Weights(torch.cat([self.values, other.values]), scales, bias)
+
+
+def build(directory: Path | None = None, extra: tuple[str, ...] = ()) -> Path | None:
     """Compile ``native_step.c`` with ``few_queries.c`` into ``directory`` (default: the kernel cache)."""
-    return native.build("native_step", [SOURCE, few_queries.SOURCE], FALLBACK, directory)
+    return native.build("native_step", [SOURCE, few_queries.SOURCE], FALLBACK, directory, extra)
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
+def _library(extra: tuple[str, ...] = ()) -> ctypes.CDLL | None:
+    """The step's library, built with ``extra`` compiler flags (none: the one every search uses)."""
     if native.switched_off():
         return None
-    path = build()
+    path = build(extra=extra)
     if path is None:
         return None
     try:
@@ -82,6 +114,12 @@ def _library() -> ctypes.CDLL | None:
         library.selfattention_packed_size.restype = size
         library.selfattention_pack.argtypes = [pointer, size, size, pointer]
         library.selfattention_pack.restype = None
+        library.selfattention_packed_size_int8.argtypes = [size, size]
+        library.selfattention_packed_size_int8.restype = size
+        library.selfattention_pack_int8.argtypes = [pointer, size, size, pointer, pointer]
+        library.selfattention_pack_int8.restype = None
+        library.selfattention_linear.argtypes = [pointer, size, size, ctypes.POINTER(_Weight), size, pointer]
+        library.selfattention_linear.restype = ctypes.c_int
         library.selfattention_step.argtypes = [
             ctypes.POINTER(_Model), ctypes.POINTER(_Layer), pointer, size, size,
             pointer, size, size, pointer, size, size, pointer, pointer,
@@ -100,14 +138,53 @@ def available() -> bool:
     return _library() is not None
 
 
-def _weight(module: nn.Module) -> tuple[Tensor, Tensor | None] | None:
-    """A Linear's float32 CPU weight and bias, or None for anything else (int8, a GPU)."""
+def _kind(module: nn.Module) -> str | None:
+    """ "float32" or "int8" for a Linear the C step can take, else None; cheap (an int8 weight stays packed)."""
+    if type(module) is QuantizedLinear:
+        return "int8" if module._packed_params.dtype == torch.qint8 else None
     if type(module) not in (nn.Linear, PackedLinear):
         return None
-    weight, bias = module.weight, module.bias
+    weight = module.weight
     if not isinstance(weight, Tensor) or weight.dtype != torch.float32 or weight.device.type != "cpu":
         return None
-    return weight.detach(), bias.detach() if isinstance(bias, Tensor) else None
+    return "float32"
+
+
+class Unsupported(Exception):
+    """A weight the C step cannot take (an int8 scheme with zero points), found while packing."""
+
+
+def _weight(module: nn.Module) -> Weights | None:
+    """A Linear's float32 CPU weight, or a dynamically quantised Linear's int8 one; None for anything else."""
+    if type(module) is QuantizedLinear:
+        weight = module.weight()
+        if weight.dtype != torch.qint8:
+            return None
+        if weight.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+            if weight.q_zero_point() != 0:
+                return None
+            scales = torch.full((weight.shape[0],), weight.q_scale(), dtype=torch.float32)
+        elif weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            if weight.q_per_channel_axis() != 0 or bool(weight.q_per_channel_zero_points().any()):
+                return None
+            scales = weight.q_per_channel_scales().to(torch.float32)
+        else:
+            return None
+        bias = module.bias()
+        return Weights(weight.int_repr(), scales, None if bias is None else bias.detach().to(torch.float32))
+    if type(module) not in (nn.Linear, PackedLinear):
+        return None
+    values, bias = module.weight, module.bias
+    if not isinstance(values, Tensor) or values.dtype != torch.float32 or values.device.type != "cpu":
+        return None
+    return Weights(values.detach(), None, bias.detach() if isinstance(bias, Tensor) else None)
+
+
+def _packable(module: nn.Module) -> Weights:
+    weights = _weight(module)
+    if weights is None:
+        raise Unsupported(f"{type(module).__name__} weight")
+    return weights
 
 
 def _norm(module: nn.Module, width: int) -> nn.LayerNorm | None:
@@ -131,18 +208,16 @@ class NativeDecoder:
         self.vocab = embed.token.num_embeddings
         self.positions: nn.Module = embed.positions
         self.pad_id = model.pad_id
-        out = _weight(model.output_proj)
-        assert out is not None
+        out = _packable(model.output_proj)
         ff = first.feed_forward.up_proj.out_features
         final = decoder.final_norm
         self.model = _Model(
             d=self.d, heads=self.heads, ff=ff, vocab=self.vocab, layers=self.layers,
             norm_first=int(first.norm_first), activation=ACTIVATIONS[first.feed_forward.activation],
             final_norm=int(final is not None), pad_=0, eps=float(first.self_attn_norm.eps),
-            embed_scale=float(embed.scale), embed=self._hold(embed.token.weight.detach()),
-            positions=None, out=self._pack(out[0]), out_bias=self._hold(out[1]),
+            embed_scale=float(embed.scale), embed=self._hold(embed.token.weight.detach()), positions=None,
             final_w=None if final is None else self._hold(final.weight),
-            final_b=None if final is None else self._hold(final.bias),
+            final_b=None if final is None else self._hold(final.bias), out=self.pack(out),
         )  # fmt: skip
         self.layer_array = (_Layer * self.layers)(*(self._layer(layer) for layer in layers))
         self.cross_projections = [(layer.cross_attn.k_proj, layer.cross_attn.v_proj) for layer in layers]
@@ -154,31 +229,44 @@ class NativeDecoder:
         self._keep.append(tensor)
         return tensor.data_ptr()
 
-    def _pack(self, weight: Tensor) -> int:
-        rows, columns = weight.shape
-        packed = torch.empty(self.library.selfattention_packed_size(rows, columns))
-        weight = weight.detach().contiguous()
-        self.library.selfattention_pack(weight.data_ptr(), rows, columns, packed.data_ptr())
-        self._keep.append(packed)
-        return packed.data_ptr()
+    def pack(self, weights: Weights) -> _Weight:
+        """``weights`` laid out for ``native_step.c`` (kept alive with this decoder)."""
+        rows, columns = weights.values.shape
+        values = weights.values.detach().contiguous()
+        if weights.scales is None:
+            packed = torch.empty(self.library.selfattention_packed_size(rows, columns))
+            self.library.selfattention_pack(values.data_ptr(), rows, columns, packed.data_ptr())
+            sums = None
+        else:
+            packed = torch.empty(self.library.selfattention_packed_size_int8(rows, columns), dtype=torch.int8)
+            sums = torch.empty(rows, dtype=torch.int32)
+            self.library.selfattention_pack_int8(values.data_ptr(), rows, columns, packed.data_ptr(), sums.data_ptr())
+        self._keep += [packed] if sums is None else [packed, sums]
+        return _Weight(
+            packed.data_ptr(), self._hold(weights.bias), self._hold(weights.scales),
+            None if sums is None else sums.data_ptr(),
+        )  # fmt: skip
 
     def _layer(self, layer: DecoderLayer) -> _Layer:
         attn, cross, ff = layer.self_attn, layer.cross_attn, layer.feed_forward
-        q, k, v = (_weight(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-        assert q is not None and k is not None and v is not None
-        qkv_bias = None if q[1] is None else torch.cat([q[1], k[1], v[1]])  # type: ignore[list-item]
-        fields: dict[str, int | None] = {
-            "qkv": self._pack(torch.cat([q[0], k[0], v[0]])),
-            "qkv_b": self._hold(qkv_bias),
-        }
+        q, k, v = (_packable(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
+        fields: dict[str, _Weight | int | None] = {"qkv": self.pack(q + k + v)}
         for name, module in (("self_out", attn.out_proj), ("cross_q", cross.q_proj), ("cross_out", cross.out_proj),
                              ("up", ff.up_proj), ("down", ff.down_proj)):  # fmt: skip
-            weight = _weight(module)
-            assert weight is not None
-            fields[name], fields[f"{name}_b"] = self._pack(weight[0]), self._hold(weight[1])
+            fields[name] = self.pack(_packable(module))
         for index, norm in enumerate((layer.self_attn_norm, layer.cross_attn_norm, layer.feed_forward_norm), 1):
             fields[f"norm{index}_w"], fields[f"norm{index}_b"] = self._hold(norm.weight), self._hold(norm.bias)
         return _Layer(**fields)
+
+    def linear(self, x: Tensor, weights: _Weight, n: int) -> Tensor:
+        """``x`` ``(M, K)`` times one packed weight ``(N, K)``, plus its bias: ``(M, N)`` (for tests)."""
+        x = x.detach().to(torch.float32).contiguous()
+        y = torch.empty(x.shape[0], n)
+        if self.library.selfattention_linear(
+            x.data_ptr(), x.shape[0], x.shape[1], ctypes.byref(weights), n, y.data_ptr()
+        ):
+            raise MemoryError("the product could not allocate its scratch memory")
+        return y
 
     def position_table(self, length: int) -> Tensor:
         """Positions 0..length-1, (length, D); learned positions stop at their table's end."""
@@ -194,7 +282,7 @@ def _decoder_layers(model: Transformer) -> list[DecoderLayer]:
 def _supported(model: Transformer) -> bool:
     """Whether every decoder module is one ``native_step.c`` computes, in float32 on the CPU."""
     decoder, embed = model.decoder, model.tgt_embed
-    if model.training or len(decoder.layers) == 0 or _weight(model.output_proj) is None:
+    if model.training or len(decoder.layers) == 0 or _kind(model.output_proj) is None:
         return False
     token = embed.token.weight
     if token.dtype != torch.float32 or token.device.type != "cpu":
@@ -221,25 +309,34 @@ def _supported(model: Transformer) -> bool:
             return False
         linears: list[nn.Module] = [m for a in attention for m in (a.q_proj, a.k_proj, a.v_proj, a.out_proj)]
         linears += [layer.feed_forward.up_proj, layer.feed_forward.down_proj]
-        if any(_weight(m) is None for m in linears) or layer.feed_forward.up_proj.out_features != ff:
+        if any(_kind(m) is None for m in linears) or layer.feed_forward.up_proj.out_features != ff:
             return False
         norms = (layer.self_attn_norm, layer.cross_attn_norm, layer.feed_forward_norm)
         if any(_norm(n, width) is None for n in norms) or len({n.eps for n in norms}) != 1:
             return False
         if layer.feed_forward.activation not in ACTIVATIONS or layer.norm_first != first.norm_first:
             return False
-        if (layer.self_attn.q_proj.bias is None) != (layer.self_attn.v_proj.bias is None):
-            return False
+        if len({_kind(m) for m in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj)}) != 1:
+            return False  # W_Q, W_K, W_V are stacked into one product: one kind
     return True
 
 
-def _version(model: Transformer) -> tuple[tuple[int, int], ...]:
-    """What identifies the decoder's weights as they are now: each tensor's address and version."""
+def _version(model: Transformer) -> tuple[object, ...]:
+    """What identifies the decoder's weights as they are now: its modules, each weight's address and version.
+
+    An int8 layer's weight is not a parameter: its packed parameters object stands for it (a new
+    weight is a new object).
+    """
+    modules = [*model.decoder.modules(), *model.tgt_embed.modules(), model.output_proj]
     tensors = [*model.decoder.parameters(), *model.tgt_embed.parameters(), *model.output_proj.parameters()]
-    return tuple((t.data_ptr(), t._version) for t in tensors)
+    return (
+        tuple(id(m) for m in modules),
+        tuple(id(m._packed_params._packed_params) for m in modules if type(m) is QuantizedLinear),
+        tuple((t.data_ptr(), t._version) for t in tensors),
+    )
 
 
-_decoders: weakref.WeakKeyDictionary[Transformer, tuple[tuple[tuple[int, int], ...], NativeDecoder]] = (
+_decoders: weakref.WeakKeyDictionary[Transformer, tuple[tuple[object, ...], NativeDecoder | None]] = (
     weakref.WeakKeyDictionary()
 )  # beside the model, not in it: a model with ctypes pointers inside could not be copied or pickled
 
@@ -253,8 +350,12 @@ def decoder_for(model: Transformer) -> NativeDecoder | None:
     cached = _decoders.get(model)
     if cached is not None and cached[0] == version:
         return cached[1]
-    with torch.no_grad():
-        decoder = NativeDecoder(model, library)
+    try:
+        with torch.no_grad():
+            decoder: NativeDecoder | None = NativeDecoder(model, library)
+    except Unsupported as error:
+        log.info("%s: %s", error, FALLBACK)
+        decoder = None
     _decoders[model] = (version, decoder)
     return decoder
 

@@ -3,7 +3,9 @@
 int8 stores each ``nn.Linear`` weight as 8-bit integers with a per-tensor scale and quantises the
 activations on the fly (``torch.ao.quantization.quantize_dynamic``); embeddings, layer norms and
 attention arithmetic stay float32. CPU only. The tied output projection gets its own int8 copy; the
-float32 embedding stays as it was.
+float32 embedding stays as it was. Decoding steps take the same int8 weights into C
+(``native_step``), which quantises each activation row on its own (symmetric, 8 bits) where
+PyTorch's layers quantise a whole batch at once.
 """
 
 from __future__ import annotations
