@@ -30,9 +30,10 @@ step as for greedy):
 
 - ``source repeated per hypothesis``: cross-attention over the source's keys and values repeated
   for each of the K hypotheses (as before), instead of K query rows of one row;
-- ``whole-vocabulary candidates``: the K × V candidates of a sentence (scores plus log-probabilities)
-  searched with ``torch.topk`` for the best 2K, instead of each hypothesis's 2K best tokens first;
-- ``torch.topk for each hypothesis``: ``torch.topk`` instead of :func:`top_k` on each row.
+- ``best tokens in PyTorch: log_softmax and top_k``: each hypothesis's 2K best next tokens taken
+  by ``torch.log_softmax`` and :func:`top_k` over the C step's logits (as before), instead of
+  ``selfattention_best``'s one pass of C over them (``NativeStep.best_tokens``);
+- ``best tokens in PyTorch: log_softmax and torch.topk``: the same with ``torch.topk``.
 
 Then ``top_k`` alone against ``torch.topk`` on beam 4's rows (128 × 8,000, k = 8) and against
 ``torch.argmax`` on greedy's (32 × 8,000, k = 1).
@@ -55,8 +56,8 @@ from selfattention.attention import core as attention_core
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator, native_step
-from selfattention.decoding import beam as beam_module
 from selfattention.decoding import greedy as greedy_module
+from selfattention.decoding import steps as steps_module
 from selfattention.decoding.packed import BATCH_HINT
 from selfattention.decoding.top_k import top_k
 from selfattention.runtime import tune_allocator
@@ -196,22 +197,17 @@ def source_repeated_per_hypothesis(translator: Translator) -> contextlib.Abstrac
     return patched(MultiHeadAttention, "_grouped", repeated)
 
 
-def whole_vocabulary_candidates(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    def whole(scores: Tensor, log_probs: Tensor, at_limit: Tensor, eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
-        alive, k = scores.shape
-        eos_column = log_probs[:, eos_id].clone()
-        log_probs[at_limit] = -torch.inf
-        log_probs[:, eos_id] = eos_column
-        vocab = log_probs.shape[-1]
-        candidates = (scores.reshape(-1, 1) + log_probs).reshape(alive, k * vocab)  # (A, K*V)
-        top_scores, top_index = candidates.topk(2 * k, dim=-1)
-        return top_scores, top_index // vocab, top_index % vocab
+def best_tokens_in_pytorch(translator: Translator) -> contextlib.AbstractContextManager[None]:
+    def in_pytorch(self: native_step.NativeStep, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        return steps_module.best_tokens(self(tokens), k, banned, eos_id)
 
-    return patched(beam_module, "best_candidates", whole)
+    return patched(native_step.NativeStep, "best_tokens", in_pytorch)
 
 
-def torch_topk_for_each_hypothesis(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    return patched(beam_module, "top_k", lambda x, k: x.topk(k, dim=-1))
+@contextlib.contextmanager
+def torch_topk_for_each_hypothesis(translator: Translator) -> Iterator[None]:
+    with best_tokens_in_pytorch(translator), patched(steps_module, "top_k", lambda x, k: x.topk(k, dim=-1)):
+        yield
 
 
 def torch_argmax_for_the_next_token(translator: Translator) -> contextlib.AbstractContextManager[None]:
@@ -249,8 +245,8 @@ BEAM: list[tuple[str, Lever]] = [
     (PYTORCH_STEP, the_pytorch_step),
     ("PyTorch step + PyTorch's fused attention kernel (as before that)", on_the_pytorch_step(pytorchs_fused_kernel_for_the_step)),
     ("PyTorch step + source repeated per hypothesis", on_the_pytorch_step(source_repeated_per_hypothesis)),
-    ("whole-vocabulary candidates", whole_vocabulary_candidates),
-    ("torch.topk for each hypothesis", torch_topk_for_each_hypothesis),
+    ("best tokens in PyTorch: log_softmax and top_k (as before)", best_tokens_in_pytorch),
+    ("best tokens in PyTorch: log_softmax and torch.topk", torch_topk_for_each_hypothesis),
 ]  # fmt: skip
 
 

@@ -305,3 +305,64 @@ def test_without_a_working_compiler_the_pytorch_step_runs_and_the_log_says_why(
         step = start_step(model, model.encode(src).detach(), model.source_mask(src), 4, 3)
     assert isinstance(step, TorchStep)
     assert "could not build native_step" in caplog.text and "decoding steps run through PyTorch" in caplog.text
+
+
+@pytest.mark.parametrize("shape", [(128, 8000), (5, 53), (3, 21)])
+@pytest.mark.parametrize("k", [1, 8, 16])
+def test_the_best_tokens_in_c_are_pytorchs_log_softmax_and_top_k(shape: tuple[int, int], k: int) -> None:
+    generator = torch.Generator().manual_seed(shape[1] + k)
+    logits = torch.randn(shape, generator=generator) * 4
+    logits[0, 7] = 50.0  # a banned token is the likeliest: it still counts in the sum, and is never chosen
+    banned, eos = [0, 7], 2
+    expected = best_tokens_in_pytorch(logits, k, banned, eos)
+    values, indices, eos_scores = native_step.best_tokens(logits.clone(), k, banned, eos)
+    torch.testing.assert_close(values, expected[0], atol=2e-6, rtol=1e-6)
+    assert torch.equal(indices, expected[1])
+    torch.testing.assert_close(eos_scores, expected[2], atol=2e-6, rtol=1e-6)
+    assert not set(indices.reshape(-1).tolist()) & set(banned)
+
+
+def best_tokens_in_pytorch(logits: torch.Tensor, k: int, banned: list[int], eos: int) -> tuple[torch.Tensor, ...]:
+    from selfattention.decoding.steps import best_tokens
+
+    return best_tokens(logits.clone(), k, banned, eos)
+
+
+def test_the_best_tokens_in_c_break_ties_toward_the_lower_id_and_survive_extreme_rows() -> None:
+    logits = torch.zeros(4, 40)
+    logits[1, [30, 5, 17]] = 3.0  # a three-way tie at the top
+    logits[2] = -torch.inf  # a row that allows nothing
+    logits[3, :] = -1e30
+    logits[3, 39] = 80.0  # exp overflows without the max subtracted
+    values, indices, eos_scores = native_step.best_tokens(logits.clone(), 4, [0], 1)
+    assert indices[0].tolist() == [1, 2, 3, 4]  # all equal: the lowest ids not banned
+    assert indices[1, :3].tolist() == [5, 17, 30] and indices[1, 3] == 1
+    assert torch.equal(values[2], torch.full((4,), -torch.inf)) and eos_scores[2] == -torch.inf
+    assert indices[3, 0] == 39 and abs(float(values[3, 0])) < 1e-6 and float(eos_scores[3]) < -1e29
+    expected = torch.log_softmax(logits[:2], dim=-1)
+    torch.testing.assert_close(values[:2], expected.gather(1, indices[:2]))
+    assert not torch.isnan(values).any() and not torch.isnan(eos_scores).any()
+
+
+def test_a_best_token_search_that_cannot_be_made_is_refused_before_the_step() -> None:
+    model = model_of()
+    src = sources()
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        native = native_step.start(model, memory, mask, src.shape[0], 4)
+        assert native is not None
+        tokens = torch.ones(src.shape[0], 1, dtype=torch.int64)
+        for k, banned, eos, problem in [
+            (65, [0], 2, "64 at most"),
+            (52, [0, 1], 2, r"\[1, 51\]"),
+            (0, [0], 2, "k must lie"),
+            (4, [53], 2, "ids must lie"),
+            (4, [0], -1, "ids must lie"),
+        ]:
+            with pytest.raises(ValueError, match=problem):
+                native.best_tokens(tokens, k, banned, eos)
+        assert native.position == 0  # nothing was computed
+        values, indices, _ = native.best_tokens(tokens, 4, [0], 2)
+        assert native.position == 1 and values.shape == indices.shape == (src.shape[0], 4)
+    with pytest.raises(ValueError, match="float32"):
+        native_step.best_tokens(torch.zeros(2, 9, dtype=torch.float64), 2, [], 1)

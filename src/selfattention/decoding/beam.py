@@ -20,7 +20,6 @@ from torch import Tensor
 
 from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.steps import start_step
-from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
 
@@ -51,14 +50,16 @@ def beam_search(
     live = list(range(batch))  # the sentence each of the A live rows of ``scores`` belongs to
     offsets = torch.arange(k, device=device)
     rank = torch.arange(2 * k, device=device)[None, :]
+    vocab, banned = model.output_proj.out_features, sorted({bos_id, model.pad_id})
     for step in range(steps):
         alive = len(live)
-        logits = step_logits(history[:, -1:])  # (A*K, V)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        log_probs[:, bos_id] = -torch.inf
-        log_probs[:, model.pad_id] = -torch.inf
+        # Each hypothesis's 2K best next tokens: a sentence's 2K best candidates are among them.
+        wanted = min(2 * k, vocab)
+        row_scores, row_tokens, eos_scores = step_logits.best_tokens(history[:, -1:], wanted, banned, eos_id)
         at_limit = step + 1 >= max_lengths  # (A*K,) only EOS is allowed now
-        top_scores, top_beam, top_token = best_candidates(scores, log_probs, at_limit, eos_id)  # (A, 2K) each
+        top_scores, top_beam, top_token = best_candidates(
+            scores, row_scores, row_tokens, eos_scores, at_limit, eos_id
+        )  # (A, 2K) each
         is_eos = top_token == eos_id
         ends = is_eos & (rank < k) & torch.isfinite(top_scores)
         for a, j in ends.nonzero().tolist():
@@ -91,22 +92,23 @@ def beam_search(
     return results
 
 
-def best_candidates(scores: Tensor, log_probs: Tensor, at_limit: Tensor, eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+def best_candidates(
+    scores: Tensor, row_scores: Tensor, row_tokens: Tensor, eos_scores: Tensor, at_limit: Tensor, eos_id: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Each sentence's 2K best extensions, best first: ``(scores, hypothesis, token)``, each ``(A, 2K)``.
 
-    ``scores`` ``(A, K)`` are the hypotheses' log-probabilities, ``log_probs`` ``(A*K, V)`` the next
-    token's, ``at_limit`` ``(A*K,)`` the hypotheses that may only end (EOS). A sentence's 2K best
-    candidates are among its hypotheses' 2K best tokens each, so each row of the vocabulary is
-    searched for 2K tokens (:func:`top_k`), and the sentence's K × 2K candidates for the best 2K.
+    ``scores`` ``(A, K)`` are the hypotheses' log-probabilities; ``row_scores`` and ``row_tokens``
+    ``(A*K, W)`` each hypothesis's W <= 2K best next tokens (fewer with a vocabulary smaller than
+    2K) and their log-probabilities, ``eos_scores`` ``(A*K,)`` the end token's; ``at_limit``
+    ``(A*K,)`` the hypotheses that may only end (EOS). The sentence's K × 2K candidates give its 2K best.
     """
     alive, k = scores.shape
-    wanted = min(2 * k, log_probs.shape[-1])
-    row_scores, row_tokens = top_k(log_probs, wanted)  # (A*K, 2K)
+    wanted = row_scores.shape[1]
     if wanted < 2 * k:  # a vocabulary smaller than 2K: the missing candidates are impossible ones
         row_scores = F.pad(row_scores, (0, 2 * k - wanted), value=-torch.inf)
         row_tokens = F.pad(row_tokens, (0, 2 * k - wanted), value=eos_id)
     rank = torch.arange(2 * k, device=scores.device)[None, :]
-    only_eos = torch.where(rank == 0, log_probs[:, eos_id : eos_id + 1], -torch.inf)  # (A*K, 2K)
+    only_eos = torch.where(rank == 0, eos_scores[:, None], -torch.inf)  # (A*K, 2K)
     row_scores = torch.where(at_limit[:, None], only_eos, row_scores)
     row_tokens = torch.where(at_limit[:, None], eos_id, row_tokens)
     candidates = (scores.reshape(-1, 1) + row_scores).reshape(alive, k * 2 * k)  # (A, K*2K)

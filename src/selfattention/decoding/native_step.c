@@ -22,13 +22,18 @@
  * [-127, 127] with s = max|x| / 127, and stored as q + 128 (unsigned); the sums over k are exact
  * integers (AVX-512 VNNI's vpdpbusd where the processor has it, plain C otherwise: the same
  * numbers), and y = s * scale[n] * (sum - 128 * sum_k W[n, k]) + b.
+ *
+ * selfattention_best: beam search's use of the logits, each row's log-softmax and its k best
+ * tokens, in one pass (a vector exp; chunks of 16 with nothing above the k-th best are skipped).
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512VNNI__) && defined(__AVX512F__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+#if defined(__AVX512VNNI__) && defined(__AVX512F__)
 #define HAVE_VNNI 1
 #endif
 
@@ -489,5 +494,130 @@ int selfattention_reorder(float *caches, int64_t blocks, int64_t capacity, int64
         }
     }
     free(scratch);
+    return 0;
+}
+
+
+/* e^x in each lane, to a few float32 ulps (range reduction by ln 2, a degree-6 polynomial);
+ * lanes below -87.3 (-inf among them) give 0. */
+static inline vec exp_lanes(vec x) {
+    const vec zero = {0.0f}, magic = zero + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const vec ceiling = zero + 88.3f, floor_ = zero - 87.3f;
+    const ivec high = x > ceiling, low = x < floor_;
+    x = (vec)(((ivec)x & ~high) | ((ivec)ceiling & high));
+    x = (vec)(((ivec)x & ~low) | ((ivec)floor_ & low));
+    const vec t = x * 1.44269504088896341f + magic, n = t - magic;
+    const vec r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    vec poly = zero + 1.9875691500e-4f;
+    poly = poly * r + 1.3981999507e-3f;
+    poly = poly * r + 8.3334519073e-3f;
+    poly = poly * r + 4.1665795894e-2f;
+    poly = poly * r + 1.6666665459e-1f;
+    poly = poly * r + 5.0000001201e-1f;
+    const vec y = poly * r * r + r + 1.0f;
+    const ivec power = ((ivec)t - (ivec)magic + 127) << 23; /* 2^n */
+    return (vec)((ivec)(y * (vec)power) & ~low);
+}
+
+/* Whether any lane of x is above t. */
+static inline int any_above(vec x, float t) {
+#if defined(__AVX512F__)
+    __m512 v;
+    memcpy(&v, &x, sizeof v);
+    return _mm512_cmp_ps_mask(v, _mm512_set1_ps(t), _CMP_GT_OQ) != 0;
+#else
+    const ivec above = x > ((vec){0.0f} + t);
+    int any = 0;
+    for (int lane = 0; lane < LANES; ++lane) {
+        any |= above[lane];
+    }
+    return any;
+#endif
+}
+
+/* Each row of logits (rows, vocab): the log-probabilities (log-softmax over the whole row:
+ * x - max - log sum e^(x - max)) of its k <= 64 best columns other than the `banned` ones, best
+ * first (ties: the lower column), into values and indices (rows, k), and of column `eos` into
+ * eos_out (rows); the banned columns are left at -inf. Returns 0, or 1 for a k out of range. */
+int selfattention_best(float *logits, int64_t rows, int64_t vocab, int64_t k, const int64_t *banned,
+                       int64_t banned_count, int64_t eos, float *values, int64_t *indices, float *eos_out)
+{
+    if (k < 1 || k > 64 || k + banned_count > vocab) {
+        return 1;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        float *row = logits + r * vocab;
+        /* The row's maximum and sum of e^(x - max), banned columns included (they are possible tokens, only not chosen). */
+        vec most = (vec){0.0f} - INFINITY;
+        int64_t i = 0;
+        for (; i + LANES <= vocab; i += LANES) {
+            vec chunk;
+            memcpy(&chunk, row + i, sizeof chunk);
+            most = (vec)(((ivec)most & (most >= chunk)) | ((ivec)chunk & ~(most >= chunk)));
+        }
+        float top = -INFINITY;
+        for (int lane = 0; lane < LANES; ++lane) {
+            top = most[lane] > top ? most[lane] : top;
+        }
+        for (; i < vocab; ++i) {
+            top = row[i] > top ? row[i] : top;
+        }
+        float log_sum = 0.0f;
+        if (top != -INFINITY) {
+            vec sums = {0.0f};
+            for (i = 0; i + LANES <= vocab; i += LANES) {
+                vec chunk;
+                memcpy(&chunk, row + i, sizeof chunk);
+                sums += exp_lanes(chunk - top);
+            }
+            float sum = 0.0f;
+            for (int lane = 0; lane < LANES; ++lane) {
+                sum += sums[lane];
+            }
+            for (; i < vocab; ++i) {
+                sum += expf(row[i] - top);
+            }
+            log_sum = logf(sum);
+        }
+        eos_out[r] = row[eos] - top - log_sum;
+        for (int64_t b = 0; b < banned_count; ++b) {
+            row[banned[b]] = -INFINITY;
+        }
+        /* The k best: a chunk with nothing above the k-th best so far is skipped whole. */
+        float best[64];
+        int64_t at[64];
+        int64_t count = 0;
+        for (i = 0; i < vocab; i += LANES) {
+            const int64_t end = i + LANES <= vocab ? i + LANES : vocab;
+            if (count == k && end - i == LANES) {
+                vec chunk;
+                memcpy(&chunk, row + i, sizeof chunk);
+                if (!any_above(chunk, best[k - 1])) {
+                    continue;
+                }
+            }
+            for (int64_t j = i; j < end; ++j) {
+                const float v = row[j];
+                if (count == k && !(v > best[k - 1])) {
+                    continue;
+                }
+                int64_t slot = count < k ? count++ : k - 1;
+                while (slot > 0 && v > best[slot - 1]) {
+                    best[slot] = best[slot - 1];
+                    at[slot] = at[slot - 1];
+                    --slot;
+                }
+                best[slot] = v;
+                at[slot] = j;
+            }
+        }
+        for (int64_t j = 0; j < k; ++j) {
+            values[r * k + j] = top == -INFINITY ? -INFINITY : best[j] - top - log_sum;
+            indices[r * k + j] = at[j];
+        }
+        if (top == -INFINITY) {
+            eos_out[r] = -INFINITY;
+        }
+    }
     return 0;
 }

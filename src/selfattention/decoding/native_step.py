@@ -8,6 +8,8 @@ weights packed once per model for its own small-row kernel, the attention is ``f
 kernel, and the caches are preallocated tensors written in place. The encoder, the search and the
 caches' reordering stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
 weights and scales as they are and sum in integers (AVX-512 VNNI where the processor has it).
+Beam search asks for each row's best few tokens rather than its logits (:meth:`NativeStep.best_tokens`):
+the log-softmax and the top k are then one pass of C over the logits (:func:`best_tokens`).
 
 :func:`start` gives a :class:`NativeStep` for one search, or None where it does not apply: the
 model training, a weight neither float32 nor int8 on the CPU (a GPU, float64), an activation or a
@@ -22,6 +24,7 @@ import ctypes
 import functools
 import logging
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +123,19 @@ def _library(extra: tuple[str, ...] = ()) -> ctypes.CDLL | None:
         library.selfattention_pack_int8.restype = None
         library.selfattention_linear.argtypes = [pointer, size, size, ctypes.POINTER(_Weight), size, pointer]
         library.selfattention_linear.restype = ctypes.c_int
+        library.selfattention_best.argtypes = [
+            pointer,
+            size,
+            size,
+            size,
+            pointer,
+            size,
+            size,
+            pointer,
+            pointer,
+            pointer,
+        ]
+        library.selfattention_best.restype = ctypes.c_int
         library.selfattention_step.argtypes = [
             ctypes.POINTER(_Model), ctypes.POINTER(_Layer), pointer, size, size,
             pointer, size, size, pointer, size, size, pointer, pointer,
@@ -360,6 +376,43 @@ def decoder_for(model: Transformer) -> NativeDecoder | None:
     return decoder
 
 
+def check_best(vocab: int, k: int, banned: Sequence[int], eos_id: int) -> None:
+    """Refuse a best-token search that cannot be made: k out of [1, 64], ids outside the vocabulary."""
+    ids = set(banned)
+    if any(not 0 <= b < vocab for b in [*ids, eos_id]):
+        raise ValueError(f"banned and end ids must lie in [0, {vocab}), got {sorted(ids)} and {eos_id}")
+    most = min(64, vocab - len(ids))
+    if not 1 <= k <= most:
+        raise ValueError(f"k must lie in [1, {most}] (64 at most; {vocab} tokens, {len(ids)} banned), got {k}")
+
+
+def best_tokens(
+    logits: Tensor, k: int, banned: Sequence[int], eos_id: int, library: ctypes.CDLL | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`steps.best_tokens` in C: one pass over float32 ``logits`` ``(A, V)``, whose banned columns it sets to -inf.
+
+    Ties go to the lower token id.
+    """
+    library = library if library is not None else _library()
+    if library is None:
+        raise RuntimeError("the C decoding step is not available here (no compiler, or SELFATTENTION_NATIVE=0)")
+    if logits.dtype != torch.float32 or logits.dim() != 2 or not logits.is_contiguous() or logits.device.type != "cpu":
+        raise ValueError(
+            f"logits must be a contiguous 2-D float32 CPU tensor, got {logits.dtype} {tuple(logits.shape)}"
+        )
+    rows, vocab = logits.shape
+    check_best(vocab, k, banned, eos_id)
+    ids = torch.tensor(sorted(set(banned)), dtype=torch.int64)
+    values, indices, eos = torch.empty(rows, k), torch.empty(rows, k, dtype=torch.int64), torch.empty(rows)
+    failed = library.selfattention_best(
+        logits.data_ptr(), rows, vocab, k, ids.data_ptr(), ids.numel(), eos_id,
+        values.data_ptr(), indices.data_ptr(), eos.data_ptr(),
+    )  # fmt: skip
+    if failed:  # check_best should have caught it
+        raise RuntimeError(f"the C best-token search refused k={k} with {vocab} tokens, {ids.numel()} banned")
+    return values, indices, eos
+
+
 class NativeStep:
     """One search's decoding steps in C: ``step(tokens)`` gives the next token's logits for each live row.
 
@@ -419,6 +472,11 @@ class NativeStep:
         self.position += 1
         return logits
 
+    def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+        """As :func:`steps.best_tokens` of this step's logits, in one pass of C over them."""
+        check_best(self.decoder.vocab, k, banned, eos_id)  # first, so that a refused call leaves the search as it was
+        return best_tokens(self(tokens), k, banned, eos_id, self.decoder.library)
+
     def keep_sources(self, index: Tensor) -> None:
         """Keep the sources ``index`` (finished sentences leave); their rows follow with :meth:`keep_targets`."""
         self.cross = self.cross[:, :, index].contiguous()
@@ -448,4 +506,4 @@ def start(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: 
     return NativeStep(decoder, memory, memory_mask, rows, steps)
 
 
-__all__ = ["NativeDecoder", "NativeStep", "available", "build", "decoder_for", "start"]
+__all__ = ["NativeDecoder", "NativeStep", "available", "best_tokens", "build", "check_best", "decoder_for", "start"]

@@ -4,6 +4,8 @@ Greedy and beam search drive a step the same way, whichever computes it: ``step(
 the logits ``(A, V)`` after each live row's last token ``(A, 1)``; ``keep_sources(index)`` keeps
 the sentences still searching (their sources and cross-attention keys and values);
 ``keep_targets(index)`` makes row i of the self-attention caches the old row ``index[i]``.
+``best_tokens(tokens, k, banned, eos_id)`` is a step that gives, instead of the logits, each row's
+k most likely next tokens and their log-probabilities (beam search needs no more of them).
 
 :class:`TorchStep` is ``Transformer.decode`` with its :class:`~selfattention.model.DecoderState`,
 the definition. :func:`start_step` gives the C step of ``native_step.py`` where it applies (float32
@@ -12,16 +14,23 @@ on the CPU, a compiler here), else a :class:`TorchStep`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from selfattention.decoding import native_step
+from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
 
 class Step(Protocol):
     def __call__(self, tokens: Tensor) -> Tensor: ...
+
+    def best_tokens(
+        self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
 
     def keep_sources(self, index: Tensor) -> None: ...
 
@@ -38,6 +47,9 @@ class TorchStep:
     def __call__(self, tokens: Tensor) -> Tensor:
         return self.model.decode(tokens, self.memory, self.memory_mask, state=self.state)[:, -1]
 
+    def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+        return best_tokens(self(tokens), k, banned, eos_id)
+
     def keep_sources(self, index: Tensor) -> None:
         self.memory = self.memory[index]
         if self.memory_mask is not None:
@@ -48,10 +60,22 @@ class TorchStep:
         self.state.reorder(index, sources=False)
 
 
+def best_tokens(logits: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Each row's k most likely tokens after ``logits`` ``(A, V)``, never one of ``banned``.
+
+    ``(log_probs, tokens, eos_log_probs)``: ``(A, k)`` each, best first, and the end token's
+    log-probability ``(A,)``.
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    log_probs[:, list(banned)] = -torch.inf
+    values, indices = top_k(log_probs, k)
+    return values, indices, log_probs[:, eos_id]
+
+
 def start_step(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> Step:
     """The steps of one search over ``memory`` ``(B, S, D)``: ``rows`` rows (a multiple of B), up to ``steps``."""
     native = native_step.start(model, memory, memory_mask, rows, steps)
     return native if native is not None else TorchStep(model, memory, memory_mask)
 
 
-__all__ = ["Step", "TorchStep", "start_step"]
+__all__ = ["Step", "TorchStep", "best_tokens", "start_step"]
