@@ -32,9 +32,10 @@ at batch 1 in this process with ``--threads`` threads: the same split CTranslate
 threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every batch
 in this process; "ours float32 PyTorch step" is "ours float32" with the C step switched off
 (``SELFATTENTION_NATIVE=0``: each step through PyTorch's modules), so the table shows what the C
-step and the workers buy. "ours int8" and "ours int8 1 process" likewise (int8 steps run through
-PyTorch's quantised modules: the C step is float32 only). The glibc allocator thresholds are
-raised first, as ``selfattention translate`` does.
+step and the workers buy. "ours int8" and "ours int8 1 process" likewise, on the model quantised
+to int8 (``precision="int8"``): the encoder through PyTorch's quantised modules, each decoding
+step the C step's int8 products. The glibc allocator thresholds are raised first, as
+``selfattention translate`` does.
 
 ``--engines`` measures a subset (the ratios table then shows only the ratios it has).
 """

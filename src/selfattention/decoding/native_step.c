@@ -197,25 +197,33 @@ static void quantize_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint
     }
 }
 
-/* rows (<= MR) x NR integer sums of one panel: sums[r][j] = sum_k q[r, k] * W[p * NR + j, k]. */
-static void micro_int8(int rows, const uint8_t *q, int64_t kp, const int8_t *panel, int32_t sums[MR][NR]) {
+/* rows (<= MR) x NR integer sums of one panel: sums[r][j] = sum_k q[r, k] * W[p * NR + j, k];
+ * inlined for each constant `rows`, so that the sums stay in registers. */
+static inline __attribute__((always_inline)) void micro_int8(
+    int rows, const uint8_t *q, int64_t kp, const int8_t *panel, int32_t sums[MR][NR])
+{
     const int64_t groups = kp / 4;
 #ifdef HAVE_VNNI
-    __m512i acc[MR][2];
-    for (int r = 0; r < rows; ++r) {
-        acc[r][0] = _mm512_setzero_si512();
-        acc[r][1] = _mm512_setzero_si512();
-    }
+    /* Sixteen named accumulators, not an array: GCC keeps them in registers then (an array was
+     * copied between registers and spilled at every step of k). */
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero, a30 = zero, a31 = zero;
+    __m512i a40 = zero, a41 = zero, a50 = zero, a51 = zero, a60 = zero, a61 = zero, a70 = zero, a71 = zero;
     for (int64_t g = 0; g < groups; ++g) {
         const __m512i w0 = _mm512_loadu_si512(panel + g * NR * 4), w1 = _mm512_loadu_si512(panel + g * NR * 4 + 64);
-        for (int r = 0; r < rows; ++r) {
-            int32_t four;
-            memcpy(&four, q + r * kp + 4 * g, sizeof four);
-            const __m512i a = _mm512_set1_epi32(four);
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w0);
-            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, w1);
+#define ROW_INT8(R)                                                   \
+        if (rows > R) {                                               \
+            int32_t four;                                             \
+            memcpy(&four, q + R * kp + 4 * g, sizeof four);           \
+            const __m512i a = _mm512_set1_epi32(four);                \
+            a##R##0 = _mm512_dpbusd_epi32(a##R##0, a, w0);            \
+            a##R##1 = _mm512_dpbusd_epi32(a##R##1, a, w1);            \
         }
+        ROW_INT8(0) ROW_INT8(1) ROW_INT8(2) ROW_INT8(3) ROW_INT8(4) ROW_INT8(5) ROW_INT8(6) ROW_INT8(7)
+#undef ROW_INT8
     }
+    const __m512i acc[MR][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31},
+                                {a40, a41}, {a50, a51}, {a60, a61}, {a70, a71}};
     for (int r = 0; r < rows; ++r) {
         _mm512_storeu_si512(sums[r], acc[r][0]);
         _mm512_storeu_si512(sums[r] + LANES, acc[r][1]);
@@ -236,6 +244,15 @@ static void micro_int8(int rows, const uint8_t *q, int64_t kp, const int8_t *pan
 #endif
 }
 
+#define MICRO_INT8(ROWS) \
+    static void micro_int8_##ROWS(const uint8_t *q, int64_t kp, const int8_t *panel, int32_t sums[MR][NR]) { \
+        micro_int8(ROWS, q, kp, panel, sums); }
+MICRO_INT8(1) MICRO_INT8(2) MICRO_INT8(3) MICRO_INT8(4) MICRO_INT8(5) MICRO_INT8(6) MICRO_INT8(7) MICRO_INT8(8)
+typedef void (*micro_int8_fn)(const uint8_t *, int64_t, const int8_t *, int32_t[MR][NR]);
+static const micro_int8_fn MICROS_INT8[MR + 1] = {
+    NULL, micro_int8_1, micro_int8_2, micro_int8_3, micro_int8_4, micro_int8_5, micro_int8_6, micro_int8_7, micro_int8_8,
+};
+
 /* As linear_float, for an int8 weight; `q` holds m * kp bytes and `s` m floats of scratch. */
 static void linear_int8(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y, int64_t ldy,
                         int act, uint8_t *q, float *s)
@@ -248,7 +265,7 @@ static void linear_int8(const float *x, int64_t m, int64_t k, const weight_t *w,
         const int8_t *panel = (const int8_t *)w->w + p * kp * NR;
         for (int64_t r = 0; r < m; r += MR) {
             const int rows = (int)(m - r < MR ? m - r : MR);
-            micro_int8(rows, q + r * kp, kp, panel, sums);
+            MICROS_INT8[rows](q + r * kp, kp, panel, sums);
             if (cols == NR && (act == ACT_NONE || act == ACT_RELU)) { /* a whole panel, in vectors */
                 const int64_t c = p * NR;
                 vec scale[2], bias[2];
