@@ -45,7 +45,17 @@ def test_the_kernel_builds_and_loads_where_there_is_a_compiler() -> None:
 @needs_kernel
 @pytest.mark.parametrize(
     ("batch", "heads", "queries", "keys", "width"),
-    [(32, 4, 1, 20, 64), (8, 4, 4, 33, 64), (1, 4, 1, 1, 64), (3, 2, 16, 300, 64), (2, 3, 2, 7, 20), (5, 1, 1, 9, 8)],
+    [
+        (32, 4, 1, 20, 64),
+        (8, 4, 4, 33, 64),
+        (1, 4, 1, 1, 64),
+        (3, 2, 16, 300, 64),
+        (2, 3, 2, 7, 20),
+        (5, 1, 1, 9, 8),
+        (2, 2, 3, 17, 128),
+        (4, 2, 1, 5, 32),
+        (2, 1, 1, 3, 144),
+    ],
 )
 @pytest.mark.parametrize("mask_rows", [None, "per row", "shared"])
 def test_the_kernel_computes_pytorchs_attention(
@@ -160,3 +170,30 @@ def test_bundled_translations_are_the_same_with_the_kernel_or_without(monkeypatc
         assert translator.translate(texts, config) == with_kernel
         monkeypatch.delenv(few_queries.SWITCH)
         few_queries._kernel.cache_clear()
+
+
+@needs_kernel
+def test_scores_far_apart_give_a_softmax_without_overflow() -> None:
+    """Scores hundreds apart: the exponentials of the largest minus each stay finite (one weight near 1)."""
+    q, k, v = operands(4, 2, 2, 40)
+    q = q * 40.0
+    got = few_queries.attend(q, k, v, None)
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_change_to_an_included_header_is_a_new_build(tmp_path: Path) -> None:
+    """The build's name hashes the headers a source includes, so an edited header is never a stale library."""
+    (tmp_path / "shared.h").write_text("#define VALUE 1\n")
+    source = tmp_path / "kernel.c"
+    source.write_text('#include "shared.h"\nint value(void) { return VALUE; }\n')
+    texts = native._texts(source)
+    assert texts == [source.read_bytes(), b"#define VALUE 1\n"]
+    (tmp_path / "shared.h").write_text("#define VALUE 2\n")
+    assert native._texts(source)[1] == b"#define VALUE 2\n"
+    if has_compiler:
+        built = [native.build("kernel", [source], "none", tmp_path / "out")]
+        (tmp_path / "shared.h").write_text("#define VALUE 3\n")
+        built.append(native.build("kernel", [source], "none", tmp_path / "out"))
+        assert built[0] is not None and built[1] is not None and built[0] != built[1]

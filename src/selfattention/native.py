@@ -1,7 +1,8 @@
 """Small C kernels built on first use with the machine's compiler, and loaded with ctypes.
 
 A source is compiled for this processor (``-march=native``) into ``$SELFATTENTION_CACHE``
-(default ``~/.cache/selfattention``), under a name that hashes the sources, the flags, the
+(default ``~/.cache/selfattention``), under a name that hashes the sources (and the headers they
+include by a quoted path), the flags, the
 compiler and the processor's features; later processes load the built file. Without a compiler,
 when the build fails, or with ``SELFATTENTION_NATIVE=0``, :func:`build` gives None and the callers
 run PyTorch's operators instead, as everywhere else.
@@ -13,6 +14,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +51,17 @@ def _processor() -> str:
     return "\n".join(sorted(set(lines))) or platform.machine()
 
 
+def _texts(source: Path) -> list[bytes]:
+    """The source's bytes and those of the headers it includes by a quoted path (theirs too), for the key."""
+    text = source.read_bytes()
+    texts = [text]
+    for line in text.decode(errors="replace").splitlines():
+        match = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+        if match:
+            texts += _texts((source.parent / match.group(1)).resolve())
+    return texts
+
+
 def build(
     name: str, sources: Sequence[Path], fallback: str, directory: Path | None = None, extra: Sequence[str] = ()
 ) -> Path | None:
@@ -63,7 +76,7 @@ def build(
     if compiler is None:
         log.info("no C compiler found; %s", fallback)
         return None
-    texts = [source.read_bytes() for source in sources]
+    texts = [text for source in sources for text in _texts(source)]
     key = hashlib.sha256(
         b"\0".join([*texts, " ".join([*FLAGS, *extra]).encode(), compiler.encode(), _processor().encode()])
     )

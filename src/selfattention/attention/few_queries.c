@@ -14,33 +14,103 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 16
-typedef float vec __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
+#include "lanes.h"
 
 typedef struct { /* in floats; the last dimension (the head width) is contiguous */
     int64_t b, h, t;
 } strides3;
 
-static inline float sum_lanes(vec x) {
-    float total = 0.0f;
-    for (int j = 0; j < LANES; ++j) {
-        total += x[j];
-    }
-    return total;
-}
-
-/* q . k over `width` contiguous floats. */
-static float dot(const float *q, const float *k, int64_t width) {
-    vec lanes = {0.0f};
+/* q . k over `width` contiguous floats (two chains of sums, then the lanes pairwise). */
+static inline float dot(const float *q, const float *k, int64_t width) {
+    vec even = {0.0f}, odd = {0.0f};
     int64_t d = 0;
-    for (; d + LANES <= width; d += LANES) {
-        lanes += *(const vec *)(q + d) * *(const vec *)(k + d);
+    for (; d + 2 * LANES <= width; d += 2 * LANES) {
+        even += *(const vec *)(q + d) * *(const vec *)(k + d);
+        odd += *(const vec *)(q + d + LANES) * *(const vec *)(k + d + LANES);
     }
-    float total = sum_lanes(lanes);
+    if (d + LANES <= width) {
+        even += *(const vec *)(q + d) * *(const vec *)(k + d);
+        d += LANES;
+    }
+    float total = sum_lanes(even + odd);
     for (; d < width; ++d) {
         total += q[d] * k[d];
     }
     return total;
+}
+
+/* o (width) = sum_s weights[s] * v[s] * inverse, the key loop outside so that each of the
+ * WIDTH / LANES sums is its own chain; inlined for a constant width of a few vectors. */
+static inline __attribute__((always_inline)) void weighted_sum(
+    const float *weights, const float *v, int64_t v_stride, int64_t keys, int64_t width, float inverse, float *o)
+{
+    enum { MOST = 8 }; /* vectors kept in registers: head widths up to 128 */
+    if (width % LANES == 0 && width / LANES <= MOST) {
+        const int64_t n = width / LANES;
+        vec sums[MOST];
+        for (int64_t j = 0; j < n; ++j) {
+            sums[j] = (vec){0.0f};
+        }
+        for (int64_t s = 0; s < keys; ++s) {
+            const float w = weights[s];
+            const float *row = v + s * v_stride;
+            for (int64_t j = 0; j < n; ++j) {
+                sums[j] += w * *(const vec *)(row + j * LANES);
+            }
+        }
+        for (int64_t j = 0; j < n; ++j) {
+            const vec out = sums[j] * inverse;
+            memcpy(o + j * LANES, &out, sizeof out);
+        }
+        return;
+    }
+    for (int64_t d = 0; d < width; ++d) {
+        o[d] = 0.0f;
+    }
+    for (int64_t s = 0; s < keys; ++s) {
+        for (int64_t d = 0; d < width; ++d) {
+            o[d] += weights[s] * v[s * v_stride + d];
+        }
+    }
+    for (int64_t d = 0; d < width; ++d) {
+        o[d] *= inverse;
+    }
+}
+
+/* One query row's softmax(q k^T * scale) v into o; `weights` holds `keys` floats rounded up to LANES. */
+static inline __attribute__((always_inline)) void attend(
+    const float *qt, const float *kh, int64_t k_stride, const float *vh, int64_t v_stride,
+    const uint8_t *allowed, int64_t mask_stride_s, int64_t keys, int64_t width, float scale, float *weights, float *o)
+{
+    /* Steps 1 and 2: the scaled scores, and their largest for a stable softmax. */
+    float best = -INFINITY;
+    for (int64_t s = 0; s < keys; ++s) {
+        if (allowed != NULL && !allowed[s * mask_stride_s]) {
+            weights[s] = -INFINITY;
+            continue;
+        }
+        weights[s] = dot(qt, kh + s * k_stride, width) * scale;
+        best = weights[s] > best ? weights[s] : best;
+    }
+    if (best == -INFINITY) { /* nothing may be attended: a zero output, never NaN */
+        memset(o, 0, sizeof(float) * (size_t)width);
+        return;
+    }
+    /* Step 3: softmax, LANES exponentials at a time (a masked key's -inf gives 0). */
+    const int64_t padded = (keys + LANES - 1) / LANES * LANES;
+    for (int64_t s = keys; s < padded; ++s) {
+        weights[s] = -INFINITY;
+    }
+    vec totals = {0.0f};
+    for (int64_t s = 0; s < padded; s += LANES) {
+        vec chunk;
+        memcpy(&chunk, weights + s, sizeof chunk);
+        chunk = exp_lanes(chunk - best);
+        memcpy(weights + s, &chunk, sizeof chunk);
+        totals += chunk;
+    }
+    /* Step 4: the weighted sum of the values. */
+    weighted_sum(weights, vh, v_stride, keys, width, 1.0f / sum_lanes(totals), o);
 }
 
 int selfattention_few_queries(
@@ -51,7 +121,7 @@ int selfattention_few_queries(
     float *out,
     int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale)
 {
-    float *weights = malloc(sizeof(float) * (size_t)(keys > 0 ? keys : 1));
+    float *weights = malloc(sizeof(float) * (size_t)((keys + LANES - 1) / LANES * LANES + LANES));
     if (weights == NULL) {
         return 1;
     }
@@ -63,43 +133,10 @@ int selfattention_few_queries(
             for (int64_t t = 0; t < queries; ++t) {
                 const float *qt = q + b * sq.b + h * sq.h + t * sq.t;
                 float *o = out + ((b * queries + t) * heads + h) * width;
-                /* Steps 1 and 2: the scaled scores, and their largest for a stable softmax. */
-                float best = -INFINITY;
-                for (int64_t s = 0; s < keys; ++s) {
-                    if (allowed != NULL && !allowed[s * mask_stride_s]) {
-                        weights[s] = -INFINITY;
-                        continue;
-                    }
-                    weights[s] = dot(qt, kh + s * sk.t, width) * scale;
-                    best = weights[s] > best ? weights[s] : best;
-                }
-                if (best == -INFINITY) { /* nothing may be attended: a zero output, never NaN */
-                    memset(o, 0, sizeof(float) * (size_t)width);
-                    continue;
-                }
-                /* Step 3: softmax. */
-                float total = 0.0f;
-                for (int64_t s = 0; s < keys; ++s) {
-                    weights[s] = expf(weights[s] - best); /* a masked key's -inf gives 0 */
-                    total += weights[s];
-                }
-                const float inverse = 1.0f / total;
-                /* Step 4: the weighted sum of the values, LANES output floats at a time. */
-                int64_t d0 = 0;
-                for (; d0 + LANES <= width; d0 += LANES) {
-                    vec lanes = {0.0f};
-                    for (int64_t s = 0; s < keys; ++s) {
-                        lanes += weights[s] * *(const vec *)(vh + s * sv.t + d0);
-                    }
-                    lanes *= inverse;
-                    memcpy(o + d0, &lanes, sizeof lanes);
-                }
-                for (int64_t d = d0; d < width; ++d) {
-                    float sum = 0.0f;
-                    for (int64_t s = 0; s < keys; ++s) {
-                        sum += weights[s] * vh[s * sv.t + d];
-                    }
-                    o[d] = sum * inverse;
+                if (width == 64) { /* the common head width, inlined as a constant */
+                    attend(qt, kh, sk.t, vh, sv.t, allowed, mask_stride_s, keys, 64, scale, weights, o);
+                } else {
+                    attend(qt, kh, sk.t, vh, sv.t, allowed, mask_stride_s, keys, width, scale, weights, o);
                 }
             }
         }

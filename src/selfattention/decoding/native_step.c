@@ -37,11 +37,10 @@
 #define HAVE_VNNI 1
 #endif
 
-#define LANES 16
+#include "../attention/lanes.h"
+
 #define NR 32 /* output columns per panel: two vecs */
 #define MR 8  /* rows per micro-kernel call */
-typedef float vec __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
-typedef int32_t ivec __attribute__((vector_size(LANES * sizeof(int32_t)), aligned(sizeof(int32_t))));
 
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_GELU = 2, ACT_SILU = 3 };
 
@@ -175,24 +174,50 @@ static void linear_float(const float *x, int64_t m, int64_t k, const float *pack
     }
 }
 
-/* Each row of x (m, k) as unsigned q + 128, k padded to kp with 128 (q = 0); its scale in s[r]. */
+/* Each row of x (m, k) as unsigned q + 128, k padded to kp with 128 (q = 0); its scale in s[r].
+ * q = round(x / scale) to the nearest, ties to even (as nearbyintf), LANES at a time. */
 static void quantize_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint8_t *q, float *s) {
+    typedef uint8_t bytes __attribute__((vector_size(LANES)));
+    const vec zero = {0.0f}, magic = zero + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const vec most = zero + 127.0f, least = zero - 127.0f;
     for (int64_t r = 0; r < m; ++r) {
         const float *row = x + r * k;
+        vec tops = zero;
+        int64_t i = 0;
+        for (; i + LANES <= k; i += LANES) {
+            vec chunk;
+            memcpy(&chunk, row + i, sizeof chunk);
+            const vec a = (vec)((ivec)chunk & 0x7fffffff);
+            tops = (vec)(((ivec)tops & (tops >= a)) | ((ivec)a & ~(tops >= a)));
+        }
         float top = 0.0f;
-        for (int64_t i = 0; i < k; ++i) {
+        for (int lane = 0; lane < LANES; ++lane) {
+            top = tops[lane] > top ? tops[lane] : top;
+        }
+        for (; i < k; ++i) {
             const float a = fabsf(row[i]);
             top = a > top ? a : top;
         }
         const float scale = top > 0.0f ? top / 127.0f : 1.0f, inverse = 1.0f / scale;
         s[r] = scale;
-        for (int64_t i = 0; i < k; ++i) {
+        uint8_t *out = q + r * kp;
+        for (i = 0; i + LANES <= k; i += LANES) {
+            vec v;
+            memcpy(&v, row + i, sizeof v);
+            v *= inverse;
+            v = (vec)(((ivec)v & (v <= most)) | ((ivec)most & ~(v <= most))); /* clamped before rounding: */
+            v = (vec)(((ivec)v & (v >= least)) | ((ivec)least & ~(v >= least))); /* the bounds are integers */
+            v = (v + magic) - magic;
+            const bytes b = __builtin_convertvector(__builtin_convertvector(v, ivec) + 128, bytes);
+            memcpy(out + i, &b, sizeof b);
+        }
+        for (; i < k; ++i) {
             float v = nearbyintf(row[i] * inverse);
             v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-            q[r * kp + i] = (uint8_t)((int)v + 128);
+            out[i] = (uint8_t)((int)v + 128);
         }
-        for (int64_t i = k; i < kp; ++i) {
-            q[r * kp + i] = 128;
+        for (i = k; i < kp; ++i) {
+            out[i] = 128;
         }
     }
 }
@@ -339,12 +364,28 @@ static void add_norm(float *x, const float *add, int64_t m, int64_t d, const flo
                 row[j] += add[r * d + j];
             }
         }
-        float mean = 0.0f, var = 0.0f;
-        for (int64_t j = 0; j < d; ++j) {
+        /* The mean, then the variance, each summed in LANES chains (then pairwise). */
+        vec sums = {0.0f};
+        int64_t j = 0;
+        for (; j + LANES <= d; j += LANES) {
+            vec chunk;
+            memcpy(&chunk, row + j, sizeof chunk);
+            sums += chunk;
+        }
+        float mean = sum_lanes(sums), var = 0.0f;
+        for (; j < d; ++j) {
             mean += row[j];
         }
         mean /= (float)d;
-        for (int64_t j = 0; j < d; ++j) {
+        sums = (vec){0.0f};
+        for (j = 0; j + LANES <= d; j += LANES) {
+            vec chunk;
+            memcpy(&chunk, row + j, sizeof chunk);
+            chunk -= mean;
+            sums += chunk * chunk;
+        }
+        var = sum_lanes(sums);
+        for (; j < d; ++j) {
             const float c = row[j] - mean;
             var += c * c;
         }
@@ -514,27 +555,6 @@ int selfattention_reorder(float *caches, int64_t blocks, int64_t capacity, int64
     return 0;
 }
 
-
-/* e^x in each lane, to a few float32 ulps (range reduction by ln 2, a degree-6 polynomial);
- * lanes below -87.3 (-inf among them) give 0. */
-static inline vec exp_lanes(vec x) {
-    const vec zero = {0.0f}, magic = zero + 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    const vec ceiling = zero + 88.3f, floor_ = zero - 87.3f;
-    const ivec high = x > ceiling, low = x < floor_;
-    x = (vec)(((ivec)x & ~high) | ((ivec)ceiling & high));
-    x = (vec)(((ivec)x & ~low) | ((ivec)floor_ & low));
-    const vec t = x * 1.44269504088896341f + magic, n = t - magic;
-    const vec r = x - n * 0.693359375f - n * -2.12194440e-4f;
-    vec poly = zero + 1.9875691500e-4f;
-    poly = poly * r + 1.3981999507e-3f;
-    poly = poly * r + 8.3334519073e-3f;
-    poly = poly * r + 4.1665795894e-2f;
-    poly = poly * r + 1.6666665459e-1f;
-    poly = poly * r + 5.0000001201e-1f;
-    const vec y = poly * r * r + r + 1.0f;
-    const ivec power = ((ivec)t - (ivec)magic + 127) << 23; /* 2^n */
-    return (vec)((ivec)(y * (vec)power) & ~low);
-}
 
 /* Whether any lane of x is above t. */
 static inline int any_above(vec x, float t) {
