@@ -400,8 +400,15 @@ def best_tokens(
         raise ValueError(
             f"logits must be a contiguous 2-D float32 CPU tensor, got {logits.dtype} {tuple(logits.shape)}"
         )
+    check_best(logits.shape[1], k, banned, eos_id)
+    return _best(logits, k, banned, eos_id, library)
+
+
+def _best(
+    logits: Tensor, k: int, banned: Sequence[int], eos_id: int, library: ctypes.CDLL
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`best_tokens` on arguments already checked."""
     rows, vocab = logits.shape
-    check_best(vocab, k, banned, eos_id)
     ids = torch.tensor(sorted(set(banned)), dtype=torch.int64)
     values, indices, eos = torch.empty(rows, k), torch.empty(rows, k, dtype=torch.int64), torch.empty(rows)
     failed = library.selfattention_best(
@@ -475,7 +482,7 @@ class NativeStep:
     def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
         """As :func:`steps.best_tokens` of this step's logits, in one pass of C over them."""
         check_best(self.decoder.vocab, k, banned, eos_id)  # first, so that a refused call leaves the search as it was
-        return best_tokens(self(tokens), k, banned, eos_id, self.decoder.library)
+        return _best(self(tokens), k, banned, eos_id, self.decoder.library)
 
     def keep_sources(self, index: Tensor) -> None:
         """Keep the sources ``index`` (finished sentences leave); their rows follow with :meth:`keep_targets`."""
