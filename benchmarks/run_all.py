@@ -5,8 +5,9 @@
     python benchmarks/run_all.py --quick            # the short versions, where a benchmark has one
 
 Each benchmark runs alone in its own process (they would distort each other's timings on two
-cores). Its output (markdown tables) goes to ``benchmarks/results/NAME.md``, headed by the command
-and the date; pictures go where the benchmark draws them (``docs/images/``). BENCHMARKS.md quotes
+cores). Its output (markdown tables) goes to ``benchmarks/results/NAME.md``, headed by the command,
+the date and the processor (its model name, family and model number: the same name covers
+processors whose vector units differ); pictures go where the benchmark draws them (``docs/images/``). BENCHMARKS.md quotes
 these files. A benchmark that fails is reported and the others still run; the exit status is 1
 if any failed. ``training_record`` needs the training run's directory (``--run-dir``) and is
 skipped without one.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +41,23 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "web_load": ([], ["--requests", "60", "--clients", "4", "--isolation-requests", "20"]),
     "training_record": ([], None),
 }
+
+
+def processor() -> str:
+    """``model name (family F, model M), N cores`` from /proc/cpuinfo, or what platform knows elsewhere."""
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.machine())
+    family = f" (family {fields['cpu family']}, model {fields.get('model', '?')})" if "cpu family" in fields else ""
+    return f"{name}{family}, {os.cpu_count()} cores"
 
 
 def main() -> None:
@@ -69,7 +88,9 @@ def main() -> None:
             continue
         RESULTS.mkdir(exist_ok=True)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        header = f"<!-- written by benchmarks/run_all.py -->\n`$ {shown}` ({stamp}, {minutes:.1f} min)\n\n"
+        header = (
+            f"<!-- written by benchmarks/run_all.py -->\n`$ {shown}` ({stamp}, {minutes:.1f} min, {processor()})\n\n"
+        )
         (RESULTS / f"{name}.md").write_text(header + result.stdout, encoding="utf-8")
         print(f"{name}: done in {minutes:.1f} min -> benchmarks/results/{name}.md", flush=True)
     if failed:
