@@ -257,6 +257,33 @@ def test_packed_linear_layers_are_read_through() -> None:
         torch.testing.assert_close(ours, TorchStep(reference, memory, mask)(tokens), atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "index",
+    [
+        [1, 2, 3, 0, 4, 5],  # a cycle: every moved row is also overwritten
+        [0, 0, 0, 5, 5, 5],  # repeats: rows read by others, some written, some kept
+        [5, 4, 3, 2, 1, 0],  # a reversal
+        [2, 2, 7, 7],  # fewer rows than before, read from rows that are not written
+        [0, 1, 2, 3, 4, 5],  # nothing moves
+    ],
+)
+def test_reordering_the_caches_gives_each_row_its_old_rows_positions(index: list[int]) -> None:
+    model = model_of()
+    src = sources(batch=2)
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        step = native_step.start(model, memory, mask, 8, 6)
+        assert step is not None
+        for _ in range(3):
+            step(torch.full((8, 1), 3))
+        step.self_kv.copy_(torch.randn(step.self_kv.shape, generator=torch.Generator().manual_seed(5)))
+        before = step.self_kv.clone()
+        step.keep_targets(torch.tensor(index))
+    rows, used = len(index), step.position
+    torch.testing.assert_close(step.self_kv[:, :, :rows, :, :used], before[:, :, index, :, :used], rtol=0, atol=0)
+    torch.testing.assert_close(step.self_kv[:, :, rows:], before[:, :, rows:], rtol=0, atol=0)  # left alone
+
+
 def test_bad_steps_are_refused_with_what_is_wrong() -> None:
     model = model_of(positional="learned", max_positions=4)
     src = sources(length=4)

@@ -519,39 +519,54 @@ int selfattention_step(
 }
 
 /* Row i of each of the `blocks` caches (capacity, H, L, Dh) becomes the old row index[i], for the
- * first `used` positions; rows may repeat (hypotheses of one sentence sharing a prefix). Every old
- * row is read before any is written, and a row that stays in place is not copied. Returns 0,
- * or 1 when scratch memory cannot be had. */
+ * first `used` positions; rows may repeat (hypotheses of one sentence sharing a prefix). A row
+ * that stays in place is not copied; an old row that is read and also overwritten (a row that
+ * moves) is saved once, before any write; every other old row is copied straight to where it
+ * goes. Returns 0, or 1 when scratch memory cannot be had. */
 int selfattention_reorder(float *caches, int64_t blocks, int64_t capacity, int64_t heads, int64_t max_len,
                           int64_t width, const int64_t *index, int64_t rows, int64_t used)
 {
     const int64_t span = used * width, row_size = heads * max_len * width;
-    float *scratch = malloc(sizeof(float) * (size_t)(rows * heads * span > 0 ? rows * heads * span : 1));
+    /* slot[j]: -2 row j is not written, -1 it is written and nobody reads it first, else where it is saved */
+    int64_t *slot = malloc(sizeof(int64_t) * (size_t)(capacity > 0 ? capacity : 1));
+    if (slot == NULL) {
+        return 1;
+    }
+    for (int64_t j = 0; j < capacity; ++j) slot[j] = -2;
+    for (int64_t i = 0; i < rows; ++i) {
+        if (index[i] != i) slot[i] = -1;
+    }
+    int64_t saved = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+        const int64_t j = index[i];
+        if (j != i && slot[j] == -1) slot[j] = saved++;
+    }
+    float *scratch = malloc(sizeof(float) * (size_t)(saved * heads * span > 0 ? saved * heads * span : 1));
     if (scratch == NULL) {
+        free(slot);
         return 1;
     }
     for (int64_t block = 0; block < blocks; ++block) {
         float *cache = caches + block * capacity * row_size;
-        for (int64_t i = 0; i < rows; ++i) {
-            if (index[i] == i) {
-                continue; /* a row that stays where it is */
-            }
+        for (int64_t j = 0; j < capacity; ++j) {
+            if (slot[j] < 0) continue;
             for (int64_t h = 0; h < heads; ++h) {
-                memcpy(scratch + (i * heads + h) * span, cache + index[i] * row_size + h * max_len * width,
+                memcpy(scratch + (slot[j] * heads + h) * span, cache + j * row_size + h * max_len * width,
                        sizeof(float) * (size_t)span);
             }
         }
         for (int64_t i = 0; i < rows; ++i) {
-            if (index[i] == i) {
-                continue;
-            }
+            const int64_t j = index[i];
+            if (j == i) continue;
             for (int64_t h = 0; h < heads; ++h) {
-                memcpy(cache + i * row_size + h * max_len * width, scratch + (i * heads + h) * span,
-                       sizeof(float) * (size_t)span);
+                const float *from = slot[j] >= 0 ? scratch + (slot[j] * heads + h) * span
+                                                 : cache + j * row_size + h * max_len * width;
+                memcpy(cache + i * row_size + h * max_len * width, from, sizeof(float) * (size_t)span);
             }
         }
     }
     free(scratch);
+    free(slot);
     return 0;
 }
 
