@@ -297,6 +297,8 @@ def test_bad_steps_are_refused_with_what_is_wrong() -> None:
             step(torch.full((5, 1), 3))
         with pytest.raises(IndexError, match="cache rows must lie in"):
             step.keep_targets(torch.tensor([0, 9, 1, 2]))
+        with pytest.raises(IndexError, match="at most 4 cache rows can be kept"):
+            step.keep_targets(torch.tensor([0, 1, 2, 3, 3]))
         for _ in range(4):
             step(torch.full((4, 1), 3))
         with pytest.raises(ValueError, match="longer than the 4 learned positions"):

@@ -519,55 +519,72 @@ int selfattention_step(
 }
 
 /* Row i of each of the `blocks` caches (capacity, H, L, Dh) becomes the old row index[i], for the
- * first `used` positions; rows may repeat (hypotheses of one sentence sharing a prefix). A row
- * that stays in place is not copied; an old row that is read and also overwritten (a row that
- * moves) is saved once, before any write; every other old row is copied straight to where it
- * goes. Returns 0, or 1 when scratch memory cannot be had. */
+ * first `used` positions; rows may repeat (hypotheses of one sentence sharing a prefix). Each row
+ * that moves is copied once, straight from its old row: a row is written only after every row
+ * that reads its old contents, and where rows read each other round a cycle one of them is first
+ * saved to scratch memory. A row that stays in place is not copied. Returns 0, or 1 when scratch
+ * memory cannot be had. */
 int selfattention_reorder(float *caches, int64_t blocks, int64_t capacity, int64_t heads, int64_t max_len,
                           int64_t width, const int64_t *index, int64_t rows, int64_t used)
 {
     const int64_t span = used * width, row_size = heads * max_len * width;
-    /* slot[j]: -2 row j is not written, -1 it is written and nobody reads it first, else where it is saved */
-    int64_t *slot = malloc(sizeof(int64_t) * (size_t)(capacity > 0 ? capacity : 1));
-    if (slot == NULL) {
-        return 1;
-    }
-    for (int64_t j = 0; j < capacity; ++j) slot[j] = -2;
-    for (int64_t i = 0; i < rows; ++i) {
-        if (index[i] != i) slot[i] = -1;
-    }
-    int64_t saved = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-        const int64_t j = index[i];
-        if (j != i && slot[j] == -1) slot[j] = saved++;
-    }
-    float *scratch = malloc(sizeof(float) * (size_t)(saved * heads * span > 0 ? saved * heads * span : 1));
-    if (scratch == NULL) {
-        free(slot);
-        return 1;
-    }
-    for (int64_t block = 0; block < blocks; ++block) {
-        float *cache = caches + block * capacity * row_size;
-        for (int64_t j = 0; j < capacity; ++j) {
-            if (slot[j] < 0) continue;
-            for (int64_t h = 0; h < heads; ++h) {
-                memcpy(scratch + (slot[j] * heads + h) * span, cache + j * row_size + h * max_len * width,
-                       sizeof(float) * (size_t)span);
+    const size_t n = (size_t)(capacity > 0 ? capacity : 1);
+    /* readers[j]: rows still to be written that read old row j; slot[j]: where old row j is saved, or -1;
+     * moves[j]: row j is to be written and is not yet; plan: (row to write, row it reads, its slot or -1),
+     * with row -1 for "save the row it reads into the slot" */
+    int64_t *readers = calloc(n, sizeof(int64_t)), *slot = malloc(n * sizeof(int64_t));
+    char *moves = calloc(n, 1);
+    int64_t *ready = malloc(n * sizeof(int64_t)), *plan = malloc(6 * n * sizeof(int64_t));
+    float *scratch = NULL;
+    int failed = readers == NULL || slot == NULL || moves == NULL || ready == NULL || plan == NULL;
+    int64_t steps = 0, saved = 0, waiting = 0, left = 0;
+    if (!failed) {
+        for (int64_t j = 0; j < capacity; ++j) slot[j] = -1;
+        for (int64_t i = 0; i < rows; ++i) {
+            if (index[i] != i) {
+                moves[i] = 1;
+                readers[index[i]] += 1;
+                left += 1;
             }
         }
         for (int64_t i = 0; i < rows; ++i) {
-            const int64_t j = index[i];
-            if (j == i) continue;
+            if (moves[i] && readers[i] == 0) ready[waiting++] = i;
+        }
+        int64_t next = 0; /* where to look for a row left in a cycle */
+        while (left > 0) {
+            if (waiting == 0) { /* every row left is read by another: save one, then it is free to write */
+                while (!moves[next]) ++next;
+                plan[3 * steps] = -1, plan[3 * steps + 1] = next, plan[3 * steps + 2] = saved;
+                slot[next] = saved++, ++steps;
+                ready[waiting++] = next;
+                readers[next] = 0;
+            }
+            const int64_t i = ready[--waiting], j = index[i];
+            plan[3 * steps] = i, plan[3 * steps + 1] = j, plan[3 * steps + 2] = slot[j];
+            ++steps, --left;
+            moves[i] = 0;
+            if (--readers[j] == 0 && moves[j] && slot[j] < 0) ready[waiting++] = j;
+        }
+        scratch = malloc(sizeof(float) * (size_t)(saved * heads * span > 0 ? saved * heads * span : 1));
+        failed = scratch == NULL;
+    }
+    for (int64_t block = 0; block < blocks && !failed; ++block) {
+        float *cache = caches + block * capacity * row_size;
+        for (int64_t s = 0; s < steps; ++s) {
+            const int64_t i = plan[3 * s], j = plan[3 * s + 1], k = plan[3 * s + 2];
             for (int64_t h = 0; h < heads; ++h) {
-                const float *from = slot[j] >= 0 ? scratch + (slot[j] * heads + h) * span
-                                                 : cache + j * row_size + h * max_len * width;
-                memcpy(cache + i * row_size + h * max_len * width, from, sizeof(float) * (size_t)span);
+                float *old = cache + j * row_size + h * max_len * width;
+                if (i < 0) {
+                    memcpy(scratch + (k * heads + h) * span, old, sizeof(float) * (size_t)span);
+                } else {
+                    memcpy(cache + i * row_size + h * max_len * width, k >= 0 ? scratch + (k * heads + h) * span : old,
+                           sizeof(float) * (size_t)span);
+                }
             }
         }
     }
-    free(scratch);
-    free(slot);
-    return 0;
+    free(scratch), free(plan), free(ready), free(moves), free(slot), free(readers);
+    return failed;
 }
 
 

@@ -492,6 +492,10 @@ class NativeStep:
     def keep_targets(self, index: Tensor) -> None:
         """Row i of the caches becomes the old row ``index[i]`` (beam search's survivors)."""
         index = index.to(torch.int64).contiguous()
+        if index.dim() != 1 or index.shape[0] > self.capacity:
+            raise IndexError(
+                f"at most {self.capacity} cache rows can be kept, as a 1-D index; got {tuple(index.shape)}"
+            )
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.capacity):
             raise IndexError(f"cache rows must lie in [0, {self.capacity}), got {index.tolist()}")
         layers, kinds, _, heads, _, width = self.self_kv.shape
