@@ -265,6 +265,8 @@ def test_packed_linear_layers_are_read_through() -> None:
         [5, 4, 3, 2, 1, 0],  # a reversal
         [2, 2, 7, 7],  # fewer rows than before, read from rows that are not written
         [0, 1, 2, 3, 4, 5],  # nothing moves
+        [1, 0, 0, 2, 6, 4, 5, 4],  # a chain into a cycle, and a cycle with a row read twice
+        [],  # no rows kept
     ],
 )
 def test_reordering_the_caches_gives_each_row_its_old_rows_positions(index: list[int]) -> None:
