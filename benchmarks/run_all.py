@@ -35,7 +35,6 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "flops": ([], ["--sentences", "128"]),
     "decoding_profile": ([], ["--sentences", "64"]),
     "decoding_levers": ([], ["--sentences", "64", "--repeats", "1"]),
-    "cache_reorder": ([], ["--repeats", "3"]),
     "worker_overhead": ([], ["--sentences", "64", "--repeats", "1"]),
     "neighbour_slowdown": ([], ["--sentences", "64"]),
     "attention_cost": ([], ["--quick"]),

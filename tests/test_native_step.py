@@ -260,16 +260,42 @@ def test_packed_linear_layers_are_read_through() -> None:
 @pytest.mark.parametrize(
     "index",
     [
-        [1, 2, 3, 0, 4, 5],  # a cycle: every moved row is also overwritten
-        [0, 0, 0, 5, 5, 5],  # repeats: rows read by others, some written, some kept
-        [5, 4, 3, 2, 1, 0],  # a reversal
-        [2, 2, 7, 7],  # fewer rows than before, read from rows that are not written
-        [0, 1, 2, 3, 4, 5],  # nothing moves
-        [1, 0, 0, 2, 6, 4, 5, 4],  # a chain into a cycle, and a cycle with a row read twice
-        [],  # no rows kept
+        [1, 2, 3, 0, 4, 5, 6, 7],  # a cycle
+        [0, 0, 0, 5, 5, 5],  # repeats: hypotheses sharing a prefix, some rows gone
+        [7, 6, 5, 4, 3, 2, 1, 0],  # a reversal
+        [2, 2, 7, 7],  # fewer rows than before, read from rows that are not kept
+        [0, 1, 2, 3, 4, 5, 6, 7],  # nothing moves
     ],
 )
-def test_reordering_the_caches_gives_each_row_its_old_rows_positions(index: list[int]) -> None:
+def test_kept_rows_go_on_from_their_old_rows_history(index: list[int]) -> None:
+    """Row i after ``keep_targets(index)`` decodes as the old row ``index[i]`` would, in both steps.
+
+    One source per row (groups of 1), so the sources follow the same index; a second reorder then
+    reads histories through two generations of parents.
+    """
+    model = model_of()
+    src = sources(batch=8, seed=3)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        native = native_step.start(model, memory, mask, 8, 8)
+        assert native is not None
+        reference = TorchStep(model, memory, mask)
+        rows = 8
+        for again in (torch.tensor(index), torch.tensor(index[::-1][: max(len(index) - 1, 1)])):
+            for _ in range(3):
+                tokens = torch.randint(3, 53, (rows, 1), generator=generator)
+                torch.testing.assert_close(native(tokens), reference(tokens), atol=2e-5, rtol=1e-5)
+            keep = again % rows
+            for step in (native, reference):
+                step.keep_sources(keep)
+                step.keep_targets(keep)
+            rows = keep.shape[0]
+        tokens = torch.randint(3, 53, (rows, 1), generator=generator)
+        torch.testing.assert_close(native(tokens), reference(tokens), atol=2e-5, rtol=1e-5)
+
+
+def test_keeping_rows_moves_no_cache_row() -> None:
     model = model_of()
     src = sources(batch=2)
     with torch.no_grad():
@@ -278,12 +304,14 @@ def test_reordering_the_caches_gives_each_row_its_old_rows_positions(index: list
         assert step is not None
         for _ in range(3):
             step(torch.full((8, 1), 3))
-        step.self_kv.copy_(torch.randn(step.self_kv.shape, generator=torch.Generator().manual_seed(5)))
-        before = step.self_kv.clone()
-        step.keep_targets(torch.tensor(index))
-    rows, used = len(index), step.position
-    torch.testing.assert_close(step.self_kv[:, :, :rows, :, :used], before[:, :, index, :, :used], rtol=0, atol=0)
-    torch.testing.assert_close(step.self_kv[:, :, rows:], before[:, :, rows:], rtol=0, atol=0)  # left alone
+        before = step.self_kv[:, :, :, :, :3].clone()
+        step.keep_targets(torch.tensor([1, 1, 0, 0, 5, 5, 4, 4]))
+        assert step.history[:, :3].tolist() == [[r] * 3 for r in (1, 1, 0, 0, 5, 5, 4, 4)]
+        step(torch.full((8, 1), 3))
+        assert torch.equal(step.self_kv[:, :, :, :, :3], before)  # the first three positions untouched
+        assert step.history[:, 3].tolist() == list(range(8))  # the new position: each row's own
+        step.keep_targets(torch.tensor([], dtype=torch.int64))  # nothing kept
+        assert step.history.shape == (0, 6)
 
 
 def test_bad_steps_are_refused_with_what_is_wrong() -> None:
@@ -301,6 +329,8 @@ def test_bad_steps_are_refused_with_what_is_wrong() -> None:
             step.keep_targets(torch.tensor([0, 9, 1, 2]))
         with pytest.raises(IndexError, match="at most 4 cache rows can be kept"):
             step.keep_targets(torch.tensor([0, 1, 2, 3, 3]))
+        with pytest.raises(IndexError, match="as a 1-D index"):
+            step.keep_targets(torch.tensor([[0, 1], [2, 3]]))
         for _ in range(4):
             step(torch.full((4, 1), 3))
         with pytest.raises(ValueError, match="longer than the 4 learned positions"):

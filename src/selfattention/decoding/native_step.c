@@ -50,6 +50,11 @@ int selfattention_few_queries(
     const float *q, strides3 sq, const float *k, strides3 sk, const float *v, strides3 sv,
     const uint8_t *mask, int64_t mask_stride_b, int64_t mask_stride_s, float *out,
     int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale);
+int selfattention_few_queries_traced(
+    const float *q, strides3 sq, const float *k, strides3 sk, const float *v, strides3 sv,
+    const uint8_t *mask, int64_t mask_stride_b, int64_t mask_stride_s, float *out,
+    int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale,
+    const int64_t *key_rows, int64_t rows_stride);
 
 /* The packed size, in floats, of an (n, k) weight. */
 int64_t selfattention_packed_size(int64_t n, int64_t k) { return (n + NR - 1) / NR * NR * k; }
@@ -420,12 +425,15 @@ typedef struct {
 } layer_t;
 
 /* Logits (rows, V) for the next token after `tokens` (rows) at `position`.
- * self_kv: (layers, 2, capacity, H, L, Dh), position < L; this step's keys and values are written at `position`.
+ * self_kv: (layers, 2, capacity, H, L, Dh), position < L, rows <= capacity; row r's keys and values for this
+ * position are written into cache row r at `position`. history (rows, L): row r's earlier positions p lie in
+ * cache row history[r][p]; this step sets history[r][position] = r. A cache row's position is written
+ * once, so keeping some hypotheses (rows of history, by whoever calls) moves no cache row.
  * cross_kv: (layers, 2, sources, H, S, Dh); source_mask (sources, S), nonzero = a real token; rows = G x sources.
  * Returns 0, or 1 when scratch memory cannot be had. */
 int selfattention_step(
     const model_t *model, const layer_t *layers, const int64_t *tokens, int64_t rows, int64_t position,
-    float *self_kv, int64_t capacity, int64_t max_len,
+    float *self_kv, int64_t capacity, int64_t max_len, int64_t *history,
     const float *cross_kv, int64_t sources, int64_t source_len, const uint8_t *source_mask,
     float *logits)
 {
@@ -459,6 +467,7 @@ int selfattention_step(
         }
         linear(in, rows, d, &w->qkv, 3 * d, qkv, 3 * d, ACT_NONE, qx, qs);
         for (int64_t r = 0; r < rows; ++r) {
+            history[r * max_len + position] = r;
             for (int64_t head = 0; head < heads; ++head) {
                 const int64_t at = ((r * heads + head) * max_len + position) * dh;
                 memcpy(keys + at, qkv + r * 3 * d + d + head * dh, sizeof(float) * (size_t)dh);
@@ -466,8 +475,8 @@ int selfattention_step(
             }
         }
         const strides3 sq = {3 * d, dh, 0}, skv = {heads * max_len * dh, max_len * dh, dh};
-        if (selfattention_few_queries(qkv, sq, keys, skv, values, skv, NULL, 0, 0, att,
-                                      rows, heads, 1, position + 1, dh, scale)) {
+        if (selfattention_few_queries_traced(qkv, sq, keys, skv, values, skv, NULL, 0, 0, att,
+                                             rows, heads, 1, position + 1, dh, scale, history, max_len)) {
             free(x);
             return 1;
         }
@@ -517,76 +526,6 @@ int selfattention_step(
     free(x);
     return 0;
 }
-
-/* Row i of each of the `blocks` caches (capacity, H, L, Dh) becomes the old row index[i], for the
- * first `used` positions; rows may repeat (hypotheses of one sentence sharing a prefix). Each row
- * that moves is copied once, straight from its old row: a row is written only after every row
- * that reads its old contents, and where rows read each other round a cycle one of them is first
- * saved to scratch memory. A row that stays in place is not copied. Returns 0, or 1 when scratch
- * memory cannot be had. */
-int selfattention_reorder(float *caches, int64_t blocks, int64_t capacity, int64_t heads, int64_t max_len,
-                          int64_t width, const int64_t *index, int64_t rows, int64_t used)
-{
-    const int64_t span = used * width, row_size = heads * max_len * width;
-    const size_t n = (size_t)(capacity > 0 ? capacity : 1);
-    /* readers[j]: rows still to be written that read old row j; slot[j]: where old row j is saved, or -1;
-     * moves[j]: row j is to be written and is not yet; plan: (row to write, row it reads, its slot or -1),
-     * with row -1 for "save the row it reads into the slot" */
-    int64_t *readers = calloc(n, sizeof(int64_t)), *slot = malloc(n * sizeof(int64_t));
-    char *moves = calloc(n, 1);
-    int64_t *ready = malloc(n * sizeof(int64_t)), *plan = malloc(6 * n * sizeof(int64_t));
-    float *scratch = NULL;
-    int failed = readers == NULL || slot == NULL || moves == NULL || ready == NULL || plan == NULL;
-    int64_t steps = 0, saved = 0, waiting = 0, left = 0;
-    if (!failed) {
-        for (int64_t j = 0; j < capacity; ++j) slot[j] = -1;
-        for (int64_t i = 0; i < rows; ++i) {
-            if (index[i] != i) {
-                moves[i] = 1;
-                readers[index[i]] += 1;
-                left += 1;
-            }
-        }
-        for (int64_t i = 0; i < rows; ++i) {
-            if (moves[i] && readers[i] == 0) ready[waiting++] = i;
-        }
-        int64_t next = 0; /* where to look for a row left in a cycle */
-        while (left > 0) {
-            if (waiting == 0) { /* every row left is read by another: save one, then it is free to write */
-                while (!moves[next]) ++next;
-                plan[3 * steps] = -1, plan[3 * steps + 1] = next, plan[3 * steps + 2] = saved;
-                slot[next] = saved++, ++steps;
-                ready[waiting++] = next;
-                readers[next] = 0;
-            }
-            const int64_t i = ready[--waiting], j = index[i];
-            plan[3 * steps] = i, plan[3 * steps + 1] = j, plan[3 * steps + 2] = slot[j];
-            ++steps, --left;
-            moves[i] = 0;
-            if (--readers[j] == 0 && moves[j] && slot[j] < 0) ready[waiting++] = j;
-        }
-        scratch = malloc(sizeof(float) * (size_t)(saved * heads * span > 0 ? saved * heads * span : 1));
-        failed = scratch == NULL;
-    }
-    for (int64_t block = 0; block < blocks && !failed; ++block) {
-        float *cache = caches + block * capacity * row_size;
-        for (int64_t s = 0; s < steps; ++s) {
-            const int64_t i = plan[3 * s], j = plan[3 * s + 1], k = plan[3 * s + 2];
-            for (int64_t h = 0; h < heads; ++h) {
-                float *old = cache + j * row_size + h * max_len * width;
-                if (i < 0) {
-                    memcpy(scratch + (k * heads + h) * span, old, sizeof(float) * (size_t)span);
-                } else {
-                    memcpy(cache + i * row_size + h * max_len * width, k >= 0 ? scratch + (k * heads + h) * span : old,
-                           sizeof(float) * (size_t)span);
-                }
-            }
-        }
-    }
-    free(scratch), free(plan), free(ready), free(moves), free(slot), free(readers);
-    return failed;
-}
-
 
 /* Whether any lane of x is above t. */
 static inline int any_above(vec x, float t) {

@@ -5,8 +5,10 @@ layer norms, additions, cache appends), each with a fixed cost in Python and in 
 dispatch that is larger than its arithmetic. ``native_step.c`` computes the same step, what
 ``Transformer.decode`` gives for one new position with a cache, in one call: its products run on
 weights packed once per model for its own small-row kernel, the attention is ``few_queries.c``'s
-kernel, and the caches are preallocated tensors written in place. The encoder, the search and the
-caches' reordering stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
+kernel, and the caches are preallocated tensors written in place, each position of a cache row
+once: a row's history is a table of the cache rows its earlier positions lie in, so that beam
+search keeping hypotheses reorders that table of indices and moves no keys or values. The encoder
+and the search stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
 weights and scales as they are and sum in integers (AVX-512 VNNI where the processor has it).
 Beam search asks for each row's best few tokens rather than its logits (:meth:`NativeStep.best_tokens`):
 the log-softmax and the top k are then one pass of C over the logits (:func:`best_tokens`).
@@ -138,11 +140,9 @@ def _library(extra: tuple[str, ...] = ()) -> ctypes.CDLL | None:
         library.selfattention_best.restype = ctypes.c_int
         library.selfattention_step.argtypes = [
             ctypes.POINTER(_Model), ctypes.POINTER(_Layer), pointer, size, size,
-            pointer, size, size, pointer, size, size, pointer, pointer,
+            pointer, size, size, pointer, pointer, size, size, pointer, pointer,
         ]  # fmt: skip
         library.selfattention_step.restype = ctypes.c_int
-        library.selfattention_reorder.argtypes = [pointer, size, size, size, size, size, pointer, size, size]
-        library.selfattention_reorder.restype = ctypes.c_int
     except (OSError, AttributeError) as error:
         log.warning("could not load %s (%s); %s", path, error, FALLBACK)
         return None
@@ -401,15 +401,17 @@ def best_tokens(
             f"logits must be a contiguous 2-D float32 CPU tensor, got {logits.dtype} {tuple(logits.shape)}"
         )
     check_best(logits.shape[1], k, banned, eos_id)
-    return _best(logits, k, banned, eos_id, library)
+    return _best(logits, k, banned_ids(banned), eos_id, library)
 
 
-def _best(
-    logits: Tensor, k: int, banned: Sequence[int], eos_id: int, library: ctypes.CDLL
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`best_tokens` on arguments already checked."""
+def banned_ids(banned: Sequence[int]) -> Tensor:
+    """The banned token ids as :func:`_best` takes them: sorted, each once, int64."""
+    return torch.tensor(sorted(set(banned)), dtype=torch.int64)
+
+
+def _best(logits: Tensor, k: int, ids: Tensor, eos_id: int, library: ctypes.CDLL) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`best_tokens` on arguments already checked, the banned ids from :func:`banned_ids`."""
     rows, vocab = logits.shape
-    ids = torch.tensor(sorted(set(banned)), dtype=torch.int64)
     values, indices, eos = torch.empty(rows, k), torch.empty(rows, k, dtype=torch.int64), torch.empty(rows)
     failed = library.selfattention_best(
         logits.data_ptr(), rows, vocab, k, ids.data_ptr(), ids.numel(), eos_id,
@@ -446,9 +448,12 @@ class NativeStep:
             self.mask = memory_mask.reshape(batch, length).to(torch.uint8).contiguous()
         self.capacity, self.max_len = rows, max(steps, 1)
         self.self_kv = torch.empty(decoder.layers, 2, rows, heads, self.max_len, head_dim)
+        self.history = torch.zeros(rows, self.max_len, dtype=torch.int64)  # row r's position p: in cache row [r, p]
         self.table = decoder.position_table(self.max_len)
         decoder.model.positions = self.table.data_ptr()
         self.position = 0
+        self.checked: tuple[int, tuple[int, ...], int] | None = None  # the last best-token search let through
+        self.banned = banned_ids(())
 
     def __call__(self, tokens: Tensor) -> Tensor:
         """Logits ``(A, V)`` for the next token after ``tokens`` ``(A, 1)``, one per live row."""
@@ -463,15 +468,17 @@ class NativeStep:
         rows = ids.shape[0]
         if rows != self.cross.shape[2] * self.groups:
             raise ValueError(f"{rows} rows do not match {self.cross.shape[2]} sources of {self.groups} rows each")
-        if rows and (int(ids.min()) < 0 or int(ids.max()) >= decoder.vocab):
-            raise ValueError(
-                f"token ids must lie in [0, {decoder.vocab}), got ids from {int(ids.min())} to {int(ids.max())}"
-            )
+        if rows != self.history.shape[0]:
+            raise ValueError(f"{rows} rows do not match the {self.history.shape[0]} rows the search keeps")
+        if rows:
+            low, high = (int(end) for end in torch.aminmax(ids))
+            if low < 0 or high >= decoder.vocab:
+                raise ValueError(f"token ids must lie in [0, {decoder.vocab}), got ids from {low} to {high}")
         logits = torch.empty(rows, decoder.vocab)
         decoder.model.positions = self.table.data_ptr()
         failed = decoder.library.selfattention_step(
             ctypes.byref(decoder.model), decoder.layer_array, ids.data_ptr(), rows, self.position,
-            self.self_kv.data_ptr(), self.capacity, self.max_len,
+            self.self_kv.data_ptr(), self.capacity, self.max_len, self.history.data_ptr(),
             self.cross.data_ptr(), self.cross.shape[2], self.cross.shape[4], self.mask.data_ptr(), logits.data_ptr(),
         )  # fmt: skip
         if failed:
@@ -481,8 +488,11 @@ class NativeStep:
 
     def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
         """As :func:`steps.best_tokens` of this step's logits, in one pass of C over them."""
-        check_best(self.decoder.vocab, k, banned, eos_id)  # first, so that a refused call leaves the search as it was
-        return _best(self(tokens), k, banned, eos_id, self.decoder.library)
+        search = (k, tuple(banned), eos_id)
+        if search != self.checked:  # first, so that a refused call leaves the search as it was
+            check_best(self.decoder.vocab, k, banned, eos_id)
+            self.checked, self.banned = search, banned_ids(banned)
+        return _best(self(tokens), k, self.banned, eos_id, self.decoder.library)
 
     def keep_sources(self, index: Tensor) -> None:
         """Keep the sources ``index`` (finished sentences leave); their rows follow with :meth:`keep_targets`."""
@@ -490,21 +500,18 @@ class NativeStep:
         self.mask = self.mask[index].contiguous()
 
     def keep_targets(self, index: Tensor) -> None:
-        """Row i of the caches becomes the old row ``index[i]`` (beam search's survivors)."""
-        index = index.to(torch.int64).contiguous()
+        """Row i becomes the old row ``index[i]`` (beam search's survivors): its history does; no cache row moves."""
+        index = index.to(torch.int64)
         if index.dim() != 1 or index.shape[0] > self.capacity:
             raise IndexError(
                 f"at most {self.capacity} cache rows can be kept, as a 1-D index; got {tuple(index.shape)}"
             )
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.capacity):
-            raise IndexError(f"cache rows must lie in [0, {self.capacity}), got {index.tolist()}")
-        layers, kinds, _, heads, _, width = self.self_kv.shape
-        failed = self.decoder.library.selfattention_reorder(
-            self.self_kv.data_ptr(), layers * kinds, self.capacity, heads, self.max_len, width,
-            index.data_ptr(), index.shape[0], self.position,
-        )  # fmt: skip
-        if failed:
-            raise MemoryError("reordering the decoding caches could not allocate its scratch memory")
+        live = self.history.shape[0]
+        if index.numel():
+            low, high = (int(end) for end in torch.aminmax(index))
+            if low < 0 or high >= live:
+                raise IndexError(f"cache rows must lie in [0, {live}), got {index.tolist()}")
+        self.history = self.history[index]
 
 
 def start(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> NativeStep | None:
