@@ -453,6 +453,7 @@ int selfattention_step(
         for (int64_t j = 0; j < d; ++j) {
             x[r * d + j] = e[j] * model->embed_scale + p[j];
         }
+        history[r * max_len + position] = r; /* every layer writes this position into cache row r */
     }
     const int64_t self_block = capacity * heads * max_len * dh, cross_block = sources * heads * source_len * dh;
     for (int64_t l = 0; l < model->layers; ++l) {
@@ -467,7 +468,6 @@ int selfattention_step(
         }
         linear(in, rows, d, &w->qkv, 3 * d, qkv, 3 * d, ACT_NONE, qx, qs);
         for (int64_t r = 0; r < rows; ++r) {
-            history[r * max_len + position] = r;
             for (int64_t head = 0; head < heads; ++head) {
                 const int64_t at = ((r * heads + head) * max_len + position) * dh;
                 memcpy(keys + at, qkv + r * 3 * d + d + head * dh, sizeof(float) * (size_t)dh);
