@@ -13,6 +13,7 @@ and ``python -m torch.distributed.run``, in a subprocess, each process on one th
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -159,13 +160,29 @@ def test_a_two_process_run_resumes_to_the_same_weights(tiny_corpus: Path, tmp_pa
     assert keys == [(record["kind"], record["step"]) for record in read_metrics(uninterrupted)]
 
 
-def test_half_precision_on_cpu_is_refused(tiny_corpus: Path, tmp_path: Path) -> None:
-    config = load_run_config(write_config(tmp_path, tiny_corpus, 0.0), ["train.precision=bf16", "train.max_steps=1"])
-    with pytest.raises(TrainingError, match=r"train\.precision=bf16 needs a CUDA device"):
+def test_fp16_on_cpu_is_refused(tiny_corpus: Path, tmp_path: Path) -> None:
+    config = load_run_config(write_config(tmp_path, tiny_corpus, 0.0), ["train.precision=fp16", "train.max_steps=1"])
+    with pytest.raises(TrainingError, match=r"train\.precision=fp16 needs a CUDA device"):
         train(config, tmp_path / "run", show_progress=False, device="cpu")
     assert not (tmp_path / "run" / "checkpoints").exists()
     with pytest.raises(ValueError, match=r"\[train\].*precision should be one of float32, bf16, fp16"):
         load_run_config(write_config(tmp_path, tiny_corpus, 0.0), ["train.precision=fp8"])
+
+
+def test_bf16_autocast_trains_on_cpu_and_follows_float32(tiny_corpus: Path, tmp_path: Path) -> None:
+    """bfloat16 autocast on a CPU: the same run's losses stay within a few percent of float32's."""
+    losses = {}
+    for precision in ("float32", "bf16"):
+        config = load_run_config(
+            write_config(tmp_path, tiny_corpus, 0.0), [f"train.precision={precision}", "train.max_steps=50"]
+        )
+        train(config, tmp_path / precision, show_progress=False, device="cpu")
+        losses[precision] = [r["nll"] for r in read_metrics(tmp_path / precision) if r["kind"] == "train"]
+    assert len(losses["bf16"]) == len(losses["float32"]) >= 2
+    assert all(math.isfinite(value) for value in losses["bf16"])
+    assert losses["bf16"] != losses["float32"]  # autocast did run: bfloat16 rounds differently
+    for ours, reference in zip(losses["bf16"], losses["float32"], strict=True):
+        assert abs(ours - reference) < 0.05 * reference
 
 
 def test_nproc_is_refused_inside_torchrun(

@@ -21,7 +21,7 @@ import selfattention.training.checkpoint as checkpoint_module
 import selfattention.training.trainer as trainer_module
 from conftest import with_train
 from selfattention import ModelConfig, build_model, load_model, save_model
-from selfattention.data import Tokenizer, token_batches
+from selfattention.data import UNK_ID, Tokenizer, token_batches
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.training import (
     RunConfig,
@@ -214,6 +214,61 @@ def test_corpus_repeats_count_each_corpus_that_often_in_an_epoch(tiny_run_config
     assert (tmp_path / "once" / "tokenizer.model").read_bytes() == (
         tmp_path / "thrice" / "tokenizer.model"
     ).read_bytes()
+
+
+def noisy(config: RunConfig, **shares: float) -> RunConfig:
+    return replace(config, data=replace(config.data, **shares))
+
+
+def test_each_epoch_draws_its_own_noise_from_the_seed(tiny_run_config: RunConfig, tmp_path: Path) -> None:
+    config = noisy(tiny_run_config, uppercase=0.3, no_final_punctuation=0.2)
+    first = Trainer(config, tmp_path / "a", show_progress=False)
+    first.prepare(resume=False)
+    again = Trainer(config, tmp_path / "b", show_progress=False)
+    again.prepare(resume=False)
+    assert first.epoch_pairs(0) == again.epoch_pairs(0)  # the seed and the epoch alone decide
+    assert first.epoch_pairs(0) != first.epoch_pairs(1)
+    upper = [source for source, target in first.epoch_pairs(0) if source.isupper()]
+    assert 0.2 < len(upper) / len(first.epoch_pairs(0)) < 0.4
+    assert first.examples == first._encode(first.epoch_pairs(0))
+    # the vocabulary is learned from the noisy text: it has the capitals that a vocabulary learned from
+    # this (lower-case but for its first letters) corpus as it is would call unknown
+    Trainer(tiny_run_config, tmp_path / "plain", show_progress=False).prepare(resume=False)
+    plain = Tokenizer.load(tmp_path / "plain" / "tokenizer.model")
+    tokenizer = Tokenizer.load(tmp_path / "a" / "tokenizer.model")
+    upper_text = [text for pair in first.epoch_pairs(0) for text in pair if text.isupper()]
+    assert any(UNK_ID in ids for ids in plain.encode_batch(upper_text))
+    assert not any(UNK_ID in ids for ids in tokenizer.encode_batch(upper_text))
+
+
+def test_noise_is_part_of_the_exact_resume(tiny_run_config: RunConfig, tmp_path: Path) -> None:
+    config = with_train(noisy(tiny_run_config, lowercase=0.3, titlecase=0.2), max_epochs=10, keep_checkpoints=3)
+    epoch_batches = batches_per_epoch(config, tmp_path / "count")
+    total = epoch_batches + 6
+    train(with_train(config, max_steps=total), tmp_path / "reference", show_progress=False)
+    train(with_train(config, max_steps=epoch_batches - 2), tmp_path / "run", show_progress=False)
+    Trainer(with_train(config, max_steps=total), tmp_path / "run", show_progress=False).fit(resume=True)
+    assert_same_tensors(last_weights(tmp_path / "reference"), last_weights(tmp_path / "run"))
+
+
+def test_several_validation_corpora_are_scored_together(tiny_run_config: RunConfig, tmp_path: Path) -> None:
+    one = Trainer(with_train(tiny_run_config, valid_bleu_sentences=7), tmp_path / "one", show_progress=False)
+    one.prepare(resume=False)
+    config = replace(tiny_run_config, data=replace(tiny_run_config.data, valid_corpus="multi30k+multi30k"))
+    two = Trainer(with_train(config, valid_bleu_sentences=7), tmp_path / "two", show_progress=False)
+    two.prepare(resume=False)
+    assert two.valid_pairs == one.valid_pairs * 2
+    assert len(one.valid_pairs) > 7 and two.bleu_pairs == one.bleu_pairs * 2
+    # BLEU's pairs are spread through each corpus, not its first ones
+    step = len(one.valid_pairs) / 7
+    assert one.bleu_pairs == [one.valid_pairs[int(i * step)] for i in range(7)]
+
+
+def test_pronoun_pairs_from_corpora_with_no_nouns_to_learn_are_refused(
+    tiny_run_config: RunConfig, tmp_path: Path
+) -> None:
+    with pytest.raises(TrainingError, match=r"data\.pronoun_pairs=0\.1: the corpora are too small"):
+        train(noisy(tiny_run_config, pronoun_pairs=0.1), tmp_path / "run", show_progress=False)
 
 
 @pytest.mark.parametrize(

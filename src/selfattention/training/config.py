@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from selfattention.config import ModelConfig
+from selfattention.data.augment import NoiseShares
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,18 +31,32 @@ class DataConfig:
 
     corpora: tuple[str, ...] = ("multi30k",)
     repeats: tuple[int, ...] = ()  # how often each corpus appears in one epoch (default once each)
-    valid_corpus: str = "multi30k"
+    valid_corpus: str = "multi30k"  # or several joined by "+": "multi30k+tatoeba"
     data_dir: str | None = None
     vocab_size: int = 8000
     max_chars: int = 400  # pairs with a longer side are skipped (and counted)
+    # Case and punctuation noise: the share of each epoch's pairs changed, both sides (data/augment.py)
+    uppercase: float = 0.0
+    titlecase: float = 0.0
+    lowercase: float = 0.0
+    no_final_punctuation: float = 0.0
+    # Pairs whose "it" refers to a noun (data/pronoun_pairs.py), made anew each epoch: their number
+    # as a share of the corpus pairs of an epoch (0.05 adds 5 %)
+    pronoun_pairs: float = 0.0
 
     def __post_init__(self) -> None:
+        self.noise()  # checks the shares
+        if not 0.0 <= self.pronoun_pairs <= 1.0:
+            raise ValueError(f"pronoun_pairs must be a share between 0 and 1, got {self.pronoun_pairs}")
         if self.repeats and len(self.repeats) != len(self.corpora):
             raise ValueError(
                 f"repeats has {len(self.repeats)} entries but corpora has {len(self.corpora)}: give one count a corpus"
             )
         if any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in self.repeats):
             raise ValueError(f"repeats must be at least 1 each, got {list(self.repeats)}")
+
+    def noise(self) -> NoiseShares:
+        return NoiseShares(self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation)
 
     def repeat_counts(self) -> tuple[int, ...]:
         """How often each of ``corpora`` appears in one epoch."""
@@ -72,7 +87,7 @@ class TrainConfig:
     valid_bleu_sentences: int = 1014  # how many validation pairs to translate for BLEU
     seed: int = 1
     threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
-    precision: str = "float32"  # or "bf16" / "fp16": autocast on CUDA (refused on CPU)
+    precision: str = "float32"  # or "bf16" (autocast, CPU or CUDA) / "fp16" (autocast with a scaler, CUDA only)
     init_from: str = ""  # a model directory to start from (its weights and vocabulary); "" = from scratch
     onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/onednn_linear.py)
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ from safetensors import SafetensorError
 from torch import nn
 
 from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, make_example, token_batches
+from selfattention.data.augment import add_noise
+from selfattention.data.pronoun_pairs import PronounPairs
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import atomic_write, load_weights, save_model
@@ -115,10 +118,10 @@ class Trainer:
             except DistributedError as error:
                 raise TrainingError(str(error)) from None
         self.device = self.dist.device
-        if train_cfg.precision != "float32" and self.device.type != "cuda":
+        if train_cfg.precision == "fp16" and self.device.type != "cuda":
             raise TrainingError(
-                f"train.precision={train_cfg.precision} needs a CUDA device, and this run is on {self.device}; "
-                "use train.precision=float32 on CPU"
+                f"train.precision=fp16 needs a CUDA device, and this run is on {self.device}; "
+                "use train.precision=bf16 or float32 on CPU"
             )
         existing = list_checkpoints(self.run_dir)
         if existing and not resume:
@@ -134,10 +137,32 @@ class Trainer:
         corpora = [
             load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars) for name in data_cfg.corpora
         ]
-        train_pairs = [pair for pairs in corpora for pair in pairs]  # each once: the vocabulary's text
-        self.valid_pairs = load_corpus(data_cfg.valid_corpus, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars)
+        train_pairs = [pair for pairs in corpora for pair in pairs]
+        # Several validation corpora ("multi30k+tatoeba"): the NLL over all their pairs, one BLEU over
+        # train.valid_bleu_sentences of each, evenly spaced through it (so that no corpus is chosen for alone).
+        valid_sets = [
+            load_corpus(name, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars)
+            for name in data_cfg.valid_corpus.split("+")
+        ]
+        self.valid_pairs = [pair for pairs in valid_sets for pair in pairs]
+        self.bleu_pairs = [
+            pair for pairs in valid_sets for pair in _spread(pairs, self.config.train.valid_bleu_sentences)
+        ]
         if not train_pairs:
             raise TrainingError("the training corpora hold no usable pairs")
+        self.corpora = corpora
+        self.pronouns: PronounPairs | None = None
+        if data_cfg.pronoun_pairs > 0:
+            try:
+                self.pronouns = PronounPairs(train_pairs)
+            except ValueError as error:
+                raise TrainingError(f"data.pronoun_pairs={data_cfg.pronoun_pairs:g}: {error}") from None
+            log.info(
+                "pronoun pairs from %d nouns, %d predicates and %d clauses of the corpora",
+                len(self.pronouns.nouns),
+                len(self.pronouns.predicates),
+                len(self.pronouns.clauses),
+            )
         tokenizer_path = self.run_dir / "tokenizer.model"
         start = Path(train_cfg.init_from) if train_cfg.init_from and not (resume and existing) else None
         if resume and not existing and not train_cfg.init_from:
@@ -150,8 +175,13 @@ class Trainer:
             elif tokenizer_path.is_file():
                 self.tokenizer = Tokenizer.load(tokenizer_path)
             else:
-                log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(train_pairs))
-                self.tokenizer = Tokenizer.train([text for pair in train_pairs for text in pair], data_cfg.vocab_size)
+                # The text of the first epoch (each pair once, with its noise and pronoun pairs), so that
+                # the vocabulary has pieces for capitals as well as for the corpora's own text.
+                vocabulary_pairs = self.epoch_pairs(0, repeats=False)
+                log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(vocabulary_pairs))
+                self.tokenizer = Tokenizer.train(
+                    [text for pair in vocabulary_pairs for text in pair], data_cfg.vocab_size
+                )
                 with self._writing("tokenizer.model"):
                     self.tokenizer.save(tokenizer_path)
         self.dist.barrier()
@@ -165,11 +195,6 @@ class Trainer:
             text = json.dumps(self.config.to_dict(), indent=2) + "\n"
             with self._writing("run_config.json"):
                 atomic_write(self.run_dir / "run_config.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        self.examples = [
-            example
-            for pairs, count in zip(corpora, data_cfg.repeat_counts(), strict=True)
-            for example in self._encode(pairs) * count
-        ]
         self.valid_examples = self._encode(self.valid_pairs)
         torch.manual_seed(train_cfg.seed)
         self.model = build_model(model_cfg)
@@ -196,6 +221,9 @@ class Trainer:
                 self.metrics.truncate_after(self.progress.step)
             if existing and resume and self.progress.best_step == self.progress.step:  # publishing may have been cut
                 self._publish(existing[-1], self.run_dir / "best")
+        self.examples: list[Example] = []
+        self.examples_epoch: int | None = None
+        self._use_epoch(self.progress.epoch)
         self.network = wrap_model(self.model, self.dist)  # DistributedDataParallel under torchrun
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info(
@@ -225,6 +253,26 @@ class Trainer:
             return step(*args)
         except InitError as error:
             raise TrainingError(str(error)) from None
+
+    def epoch_pairs(self, epoch: int, *, repeats: bool = True) -> list[tuple[str, str]]:
+        """The training pairs of ``epoch``: each corpus its repeat count of times (once with
+        ``repeats=False``), then the epoch's pronoun pairs, then case and punctuation noise on a share
+        of them. It depends on the seed and the epoch alone, so a resumed run sees the same pairs."""
+        data_cfg = self.config.data
+        counts = data_cfg.repeat_counts() if repeats else (1,) * len(self.corpora)
+        pairs = [pair for corpus, count in zip(self.corpora, counts, strict=True) for pair in corpus * count]
+        rng = random.Random(f"{self.config.train.seed}:data:{epoch}")
+        if self.pronouns is not None:
+            pairs += self.pronouns.generate(round(data_cfg.pronoun_pairs * len(pairs)), rng)
+        return add_noise(pairs, data_cfg.noise(), rng)
+
+    def _use_epoch(self, epoch: int) -> None:
+        """Make ``self.examples`` the tokenised pairs of ``epoch`` (encoded once when no epoch draws anew)."""
+        if epoch == self.examples_epoch:
+            return
+        if self.examples_epoch is None or self.pronouns is not None or self.config.data.noise().any:
+            self.examples = self._encode(self.epoch_pairs(epoch))
+        self.examples_epoch = epoch
 
     def _encode(self, pairs: list[tuple[str, str]]) -> list[Example]:
         sources = self.tokenizer.encode_batch([s for s, _ in pairs])
@@ -258,6 +306,7 @@ class Trainer:
         bad_steps = 0
         stop_reason = self._steps_used_up() or self._patience_used_up()  # a finished run, resumed, stays finished
         while self.progress.epoch < cfg.max_epochs and not stop_reason:
+            self._use_epoch(self.progress.epoch)
             batches = token_batches(self.examples, cfg.max_tokens, seed=cfg.seed, epoch=self.progress.epoch)
             bar = self._bar(len(batches))
             window_tokens, window_start = 0, time.monotonic()
@@ -418,7 +467,7 @@ class Trainer:
                 nll_sum += float(nll)
                 tokens += batch.target_tokens
         result = {"nll": nll_sum / max(tokens, 1)}
-        pairs = self.valid_pairs[: self.config.train.valid_bleu_sentences]
+        pairs = self.bleu_pairs
         if self.scorer is not None and pairs:
             result["bleu"] = self.scorer(self.model, self.tokenizer, pairs)
         return result
@@ -551,6 +600,13 @@ class Trainer:
             dynamic_ncols=True,
             mininterval=2.0,
         )
+
+
+def _spread(pairs: list[tuple[str, str]], count: int) -> list[tuple[str, str]]:
+    """At most ``count`` of ``pairs``, evenly spaced (a corpus sorted by length gives every length)."""
+    if len(pairs) <= count:
+        return pairs
+    return [pairs[i * len(pairs) // count] for i in range(count)]
 
 
 def average_checkpoints(directories: list[Path], model: Transformer) -> None:

@@ -1,0 +1,334 @@
+"""Pairs that teach "it" -> il / elle: the pronoun follows the gender of the noun it refers to.
+
+The corpora teach this poorly: few of their sentences have an "it" that refers back to a noun in
+the same sentence. These pairs are built from the corpora themselves:
+
+- **nouns** with their French gender (:func:`~selfattention.data.french_nouns.mine_nouns`);
+- **predicates**, ``He/She/The N is|was P.`` ↔ ``Il/Elle/Le N est|était|a|avait Q.``: what can
+  be said of "it", in both genders (:func:`mine_predicates`);
+- **clauses** that end with a noun, ``I returned the dress.`` ↔ ``J'ai rendu la robe.``
+  (:func:`mine_clauses`), whose noun is swapped for another of either gender (a counterfactual
+  pair: the same sentence, the other pronoun).
+
+:class:`PronounPairs` joins them into one sentence, or two, whose "it" refers to one noun:
+
+1. ``{clause with the N} because|but|and|when it {P}.`` (or ``. It {P}.``): the only noun, the
+   clause's object;
+2. ``The {animal} {verb} the {thing} because it {P}.``: two nouns; a predicate said of people
+   (hungry, tired) refers to the animal, one said of things (delicious, empty) to the thing;
+3. ``The {N} is {P1}, but it is {P2}.``: the subject;
+4. ``Where is my {N}? It {P}.``: across a sentence boundary.
+
+Handwritten here are only general words: the connectives, the English words for animals and for
+people (never "it"), a few verbs for shape 2, and French elision (``qu'il``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from selfattention.data.french_adjectives import predicate_in_gender
+from selfattention.data.french_nouns import (
+    ENGLISH_DETERMINERS,
+    FRENCH_DETERMINERS,
+    FrenchNoun,
+    Gender,
+    english_article,
+    french_tokens,
+    mine_nouns,
+    noun_phrase,
+    word_set,
+)
+
+Pair = tuple[str, str]
+GENDERS: tuple[Gender, Gender] = ("m", "f")
+
+ANIMALS = word_set(
+    "dog cat horse bird cow sheep goat pig mouse rabbit duck chicken hen lion tiger bear monkey elephant fox wolf "
+    "snake fish camel donkey deer frog owl squirrel puppy kitten giraffe zebra dolphin whale turtle bee spider "
+    "parrot eagle goose ox bull calf lamb pony rat hamster crow pigeon seagull swan shark crocodile"
+)
+PEOPLE = word_set(
+    "man woman boy girl child kid baby person guy lady gentleman mother father mom dad brother sister son daughter "
+    "wife husband friend teacher doctor student player worker girlfriend boyfriend uncle aunt grandmother "
+    "grandfather cousin neighbor neighbour boss king queen nurse cook chef driver officer policeman soldier "
+    "artist musician singer dancer athlete climber biker rider surfer skier skateboarder swimmer runner "
+    "toddler infant adult teenager teen crowd team family couple group people men women children liar clown bride "
+    "groom hiker photographer snowboarder ballerina pitcher wrestler bicyclist cyclist motorcyclist individual actor "
+    "actress writer author poet painter pilot waiter waitress customer tourist stranger visitor guest owner lawyer "
+    "judge priest monk farmer fisherman employee president prince princess boxer fighter golfer batter catcher "
+    "goalie goalkeeper referee umpire vendor seller merchant salesman shopkeeper baker butcher mechanic carpenter "
+    "plumber engineer scientist dentist surgeon patient thief robber criminal hero enemy partner colleague classmate "
+    "roommate fan spectator audience performer magician juggler guitarist drummer pianist violinist cowboy sailor "
+    "captain police firefighter fireman jogger walker pedestrian passenger youngster pupil graduate skater diver "
+    "model god idiot fool genius expert beginner champion winner loser leader member citizen native foreigner "
+    "guard warrior knight cop coward traitor spy prisoner manager defender electrician hunter jockey master mom "
+    "newborn passerby quarterback rider scuba shoeshine snowman homeless military dj chef cook officer"
+)
+ENGLISH_SUBJECTS = word_set("i you we they he she tom mary")
+CONNECTIVES = (  # English, French: each joins a clause to "it ..."
+    (" because ", " parce que "),
+    (", but ", ", mais "),
+    (" and ", " et "),
+    (" when ", " quand "),
+    (". ", ". "),  # a new sentence: "It was ..." / "Elle était ..."
+)
+PAST_VERBS = (  # shape 2: an animal does something to a thing
+    ("ate", "a mangé"),
+    ("drank", "a bu"),
+    ("found", "a trouvé"),
+    ("wanted", "voulait"),
+    ("liked", "aimait"),
+    ("smelled", "a senti"),
+    ("chased", "a poursuivi"),
+    ("carried", "a porté"),
+    ("dropped", "a laissé tomber"),
+    ("looked at", "a regardé"),
+    ("bit", "a mordu"),
+    ("hid", "a caché"),
+    ("broke", "a cassé"),
+    ("pushed", "a poussé"),
+    ("brought", "a apporté"),
+    ("ignored", "a ignoré"),
+)
+PRESENT_VERBS = (
+    ("is eating", "mange"),
+    ("is drinking", "boit"),
+    ("wants", "veut"),
+    ("likes", "aime"),
+    ("is smelling", "sent"),
+    ("is chasing", "poursuit"),
+    ("is carrying", "porte"),
+    ("is looking at", "regarde"),
+    ("is biting", "mord"),
+    ("is pushing", "pousse"),
+    ("ignores", "ignore"),
+)
+_PREDICATE_EN = re.compile(r"^(He|She|It|The (\w+)) (is|was|'s) ([a-z][\w' ,-]*?)\s*[.!]$")
+_PREDICATE_FR = re.compile(
+    r"^(Il|Elle|(?:Le|La) ([\w-]+)|L'([\w-]+)) (est|était|a|avait|semble|semblait) (.+?)\s*[.!]$"
+)
+_PRESENT_FR = ("est", "a", "semble")
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """What is said of "it": English (``was too big``), French for each gender, and of what it was said."""
+
+    english: str
+    masculine: str
+    feminine: str
+    present: bool
+    of_people: bool  # seen with He / She
+    of_things: bool  # seen with a noun that is not a person or an animal, or with "It" as elle
+
+    def french(self, gender: Gender) -> str:
+        return self.masculine if gender == "m" else self.feminine
+
+
+@dataclass(frozen=True)
+class Clause:
+    """A sentence that ends with ``determiner noun``: the noun's slot is what changes."""
+
+    english_head: str  # up to the determiner: "I returned"
+    english_determiner: str  # "the"
+    french_head: str  # up to the noun phrase: "J'ai rendu"
+    french_family: str  # the determiner's family: "the", "a", "my", "to the" ...
+    noun: str  # the English noun in the corpus sentence
+    present: bool
+
+
+def _french_words(pairs: Iterable[Pair]) -> Counter[str]:
+    words: Counter[str] = Counter()
+    for _, french in pairs:
+        words.update(french_tokens(french))
+    return words
+
+
+def mine_predicates(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun], known: Counter[str]) -> list[Predicate]:
+    """Predicates seen after He / She / It / The N, with their French in both genders."""
+    seen: dict[tuple[str, bool], dict[Gender, Counter[str]]] = {}
+    people: set[tuple[str, bool]] = set()
+    things: set[tuple[str, bool]] = set()
+    for english, french in pairs:
+        e = _PREDICATE_EN.match(english.replace("’", "'"))
+        f = _PREDICATE_FR.match(french.replace("’", "'")) if e else None
+        if e is None or f is None:
+            continue
+        present, verb, complement = e.group(3) != "was", f.group(4), f.group(5)
+        if present != (verb in _PRESENT_FR) or complement.split(" ")[0].lower() in FRENCH_DETERMINERS:
+            continue  # another tense, or "Il est un ..." (a noun, not a predicate)
+        subject, noun = e.group(1), (e.group(2) or "").lower()
+        gender: Gender
+        if subject == "He" and f.group(1) == "Il":
+            gender, person = "m", True
+        elif subject == "She" and f.group(1) == "Elle":
+            gender, person = "f", True
+        elif subject == "It" and f.group(1) == "Elle":  # "Il" after "It" may be impersonal: il est tard
+            gender, person = "f", False
+        elif noun in nouns and (f.group(2) or f.group(3) or "").lower() == nouns[noun].word:
+            if noun in PEOPLE:
+                continue
+            gender, person = nouns[noun].gender, noun in ANIMALS
+        else:
+            continue
+        key = (f"{'is' if present else 'was'} {e.group(4)}", present)
+        seen.setdefault(key, {"m": Counter(), "f": Counter()})[gender][f"{verb} {complement}"] += 1
+        (people if person else things).add(key)
+    predicates = []
+    for key, forms in sorted(seen.items()):
+        verb_forms: dict[Gender, str] = {
+            gender: forms[gender].most_common(1)[0][0] for gender in GENDERS if forms[gender]
+        }
+        for gender, other in zip(GENDERS, reversed(GENDERS), strict=True):
+            if gender not in verb_forms:
+                verb, _, complement = verb_forms[other].partition(" ")
+                # After avoir the complement is a noun (il a faim, elle a faim); after être it agrees.
+                agreed = complement if verb in ("a", "avait") else predicate_in_gender(complement, gender, known)
+                if agreed is not None:
+                    verb_forms[gender] = f"{verb} {agreed}"
+        if len(verb_forms) < 2:
+            continue
+        english, present = key
+        predicates.append(Predicate(english, verb_forms["m"], verb_forms["f"], present, key in people, key in things))
+    return predicates
+
+
+def mine_clauses(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun]) -> list[Clause]:
+    """Short sentences with a pronoun or name as subject and one noun, the last word, on both sides."""
+    clauses = []
+    for english, french in pairs:
+        words = english.rstrip(".!").split(" ")
+        if not 3 <= len(words) <= 9 or english[-1:] != "." or words[0].lower() not in ENGLISH_SUBJECTS:
+            continue
+        determiner, noun = words[-2], words[-1]
+        if determiner.lower() not in ENGLISH_DETERMINERS or noun not in nouns or noun in PEOPLE | ANIMALS:
+            continue
+        if any(word.lower() in nouns or word.lower() in ("it", "them", "one") for word in words[:-1]):
+            continue  # one noun only, and no pronoun that could be the one "it" refers to
+        french = french.replace("’", "'").strip()
+        match = re.match(
+            r"^(.*?)\s*\b("
+            + "|".join(map(re.escape, FRENCH_DETERMINERS))
+            + r")\s?"
+            + re.escape(nouns[noun].word)
+            + r"\s*\.$",
+            french,
+            re.IGNORECASE,
+        )
+        if match is None or not match.group(1):
+            continue
+        family = FRENCH_DETERMINERS[match.group(2).lower()][0]
+        head = match.group(1)
+        if family == "the" and head.lower().endswith((" à", " de")):  # "à la" / "de la": contracted forms
+            family, head = ("to the" if head.lower().endswith(" à") else "of the"), head[:-2].rstrip()
+        present = not re.search(r"\b(was|were|did|had|\w{3,}ed)\b", english)
+        clauses.append(Clause(" ".join(words[:-2]), determiner, head, family, noun, present))
+    return clauses
+
+
+class PronounPairs:
+    """Makes pairs in which "it" refers to a noun; the French pronoun is il or elle by its gender."""
+
+    def __init__(self, pairs: Sequence[Pair]) -> None:
+        self.nouns = mine_nouns(pairs)
+        known = _french_words(pairs)
+        self.predicates = mine_predicates(pairs, self.nouns, known)
+        self.clauses = mine_clauses(pairs, self.nouns)
+        self.things = sorted(noun for noun in self.nouns if noun not in ANIMALS | PEOPLE)
+        self.animals = sorted(noun for noun in self.nouns if noun in ANIMALS)
+        self._of_things = [p for p in self.predicates if p.of_things]
+        self._of_people_only = [p for p in self.predicates if p.of_people and not p.of_things]
+        self._of_things_only = [p for p in self.predicates if p.of_things and not p.of_people]
+        if not (self.things and self._of_things and self.clauses):
+            raise ValueError(
+                f"the corpora are too small to make pronoun pairs from: {len(self.things)} nouns, "
+                f"{len(self._of_things)} predicates of things, {len(self.clauses)} clauses"
+            )
+
+    def generate(self, count: int, rng: random.Random) -> list[Pair]:
+        """``count`` pairs, each of a shape drawn at random (see the module doc)."""
+        shapes = [self._after_clause, self._two_nouns, self._subject, self._next_sentence]
+        if not (self.animals and self._of_people_only and self._of_things_only):
+            shapes.remove(self._two_nouns)
+        return [rng.choice(shapes)(rng) for _ in range(count)]
+
+    # -- the shapes ---------------------------------------------------------------------------------
+
+    def _thing(self, rng: random.Random) -> tuple[str, FrenchNoun]:
+        """A thing noun, masculine or feminine with equal chance."""
+        gender = rng.choice(("m", "f"))
+        choices = [noun for noun in self.things if self.nouns[noun].gender == gender] or self.things
+        noun = rng.choice(choices)
+        return noun, self.nouns[noun]
+
+    def _predicate(self, rng: random.Random, choices: list[Predicate], present: bool) -> Predicate:
+        same_tense = [p for p in choices if p.present == present]
+        return rng.choice(same_tense or choices)
+
+    def _after_clause(self, rng: random.Random) -> Pair:
+        clause = rng.choice(self.clauses)
+        noun, french = (clause.noun, self.nouns[clause.noun]) if rng.random() < 0.3 else self._thing(rng)
+        predicate = self._predicate(rng, self._of_things, clause.present)
+        english_connective, french_connective = rng.choice(CONNECTIVES)
+        english = f"{clause.english_head} {english_article(clause.english_determiner, noun)} {noun}"
+        space = "" if clause.french_head.endswith("'") else " "
+        french_clause = f"{clause.french_head}{space}{noun_phrase(clause.french_family, french)}"
+        it, pronoun = "it", _pronoun(french.gender)
+        if english_connective == ". ":
+            it, pronoun = "It", pronoun.capitalize()
+        return (
+            f"{english}{english_connective}{it} {predicate.english}.",
+            _elide(f"{french_clause}{french_connective}{pronoun} {predicate.french(french.gender)}."),
+        )
+
+    def _two_nouns(self, rng: random.Random) -> Pair:
+        animal_gender = rng.choice(("m", "f"))
+        animals = [a for a in self.animals if self.nouns[a].gender == animal_gender] or self.animals
+        animal = rng.choice(animals)
+        thing, thing_french = self._thing(rng)
+        present = rng.random() < 0.4
+        english_verb, french_verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
+        about_animal = rng.random() < 0.5
+        choices = self._of_people_only if about_animal else self._of_things_only
+        predicate = self._predicate(rng, choices, present)
+        gender = self.nouns[animal].gender if about_animal else thing_french.gender
+        english_connective, french_connective = rng.choice(CONNECTIVES[:2])
+        english = f"The {animal} {english_verb} the {thing}{english_connective}it {predicate.english}."
+        french = (
+            f"{noun_phrase('the', self.nouns[animal], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
+            f"{french_connective}{_pronoun(gender)} {predicate.french(gender)}."
+        )
+        return english, _elide(french)
+
+    def _subject(self, rng: random.Random) -> Pair:
+        noun, french = self._thing(rng)
+        present = rng.random() < 0.5
+        first, second = (self._predicate(rng, self._of_things, present) for _ in range(2))
+        english = f"The {noun} {first.english}, but it {second.english}."
+        french_text = (
+            f"{noun_phrase('the', french, capital=True)} {first.french(french.gender)}, "
+            f"mais {_pronoun(french.gender)} {second.french(french.gender)}."
+        )
+        return english, _elide(french_text)
+
+    def _next_sentence(self, rng: random.Random) -> Pair:
+        noun, french = self._thing(rng)
+        predicate = self._predicate(rng, self._of_things, rng.random() < 0.5)
+        english_det, french_det = rng.choice((("my", "my"), ("the", "the"), ("your", "your")))
+        english = f"Where is {english_det} {noun}? It {predicate.english}."
+        pronoun = _pronoun(french.gender).capitalize()
+        return english, f"Où est {noun_phrase(french_det, french)} ? {pronoun} {predicate.french(french.gender)}."
+
+
+def _pronoun(gender: Gender) -> str:
+    return "il" if gender == "m" else "elle"
+
+
+def _elide(text: str) -> str:
+    """``que il`` -> ``qu'il``, ``que elle`` -> ``qu'elle``."""
+    return re.sub(r"\bque (il|elle)\b", r"qu'\1", text)
