@@ -29,6 +29,7 @@ RESULTS = HERE / "results"
 # name: (arguments, extra arguments for --quick, or None when there is no short version)
 BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "quality": (["--beams", "1", "4"], ["--beams", "1"]),
+    "everyday": ([], None),
     "translation_speed": (["--rounds", "3", "--latency-n", "100"], ["--quick", "--rounds", "1"]),
     "training_throughput": (["--steps", "150"], ["--steps", "50"]),
     "training_step": ([], None),
