@@ -34,7 +34,11 @@ def child(precision: str, beam: int) -> None:
     from selfattention.cli.common import resolve_model
     from selfattention.data.corpora import load_corpus
     from selfattention.decoding import DecodingConfig, Translator
-    from selfattention.runtime import tune_allocator
+
+    try:
+        from selfattention.engine.allocator import tune_allocator
+    except ImportError:  # a revision from before the engine package
+        from selfattention.runtime import tune_allocator  # type: ignore[no-redef]
 
     tune_allocator()
     torch.set_num_threads(1)

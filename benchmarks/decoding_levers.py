@@ -11,11 +11,13 @@ of them alike. A row's time is the median over ``--repeats`` passes of the sum o
 Greedy levers (the committed decoder, then one change each):
 
 - ``the step through PyTorch's modules (as before)``: ``Transformer.decode`` with its cache for
-  each step, instead of the C step of ``decoding/native_step.py``. The levers marked
-  ``PyTorch step +`` change those modules, so they run on that step: compare them with its row;
-- ``PyTorch's fused attention kernel``: ``F.scaled_dot_product_attention`` instead of the C
-  kernel of ``attention/few_queries.py`` (greedy and beam 4);
-- ``torch.argmax for the next token``: instead of ``top_k(logits, 1)``;
+  each step, instead of the C step of ``engine/native_step.py``, its attention calls of a few
+  queries sent to the engine's C kernel (``engine/few_queries.py``) as they were before the C
+  step (the reference path itself never calls it). The levers marked ``PyTorch step +`` change
+  those modules, so they run on that step: compare them with its row;
+- ``PyTorch's fused attention kernel``: ``F.scaled_dot_product_attention`` instead of that C
+  kernel (greedy and beam 4), which is the reference step as it is now;
+- ``torch.argmax for the next token``: instead of ``top_k(logits, 1)`` (``NativeStep.best_token``);
 - ``causal mask for the new position``: the self-attention mask a single new position had
   before (all True), instead of none;
 - ``fused q, k, v product``: one oneDNN product with the three weights side by side per
@@ -51,16 +53,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfattention.attention import KVCache, MultiHeadAttention, few_queries
+from selfattention.attention import KVCache, MultiHeadAttention
 from selfattention.attention import core as attention_core
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
-from selfattention.decoding import DecodingConfig, Translator, native_step
-from selfattention.decoding import greedy as greedy_module
-from selfattention.decoding import steps as steps_module
-from selfattention.decoding.packed import BATCH_HINT
-from selfattention.decoding.top_k import top_k
-from selfattention.runtime import tune_allocator
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.engine import few_queries, native_step
+from selfattention.engine.allocator import tune_allocator
+from selfattention.engine.packed import BATCH_HINT
+from selfattention.engine.top_k import top_k
 
 Lever = Callable[[Translator], contextlib.AbstractContextManager[None]]
 
@@ -118,21 +119,27 @@ def fused_qkv_product(translator: Translator) -> contextlib.AbstractContextManag
     return patched(MultiHeadAttention, "forward", fused)
 
 
+FUSED = attention_core._fused  # PyTorch's kernel, as the reference path calls it
+
+
+def with_the_engines_kernel(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+    """The fused path, its calls of a few queries sent to the engine's C kernel (as before the C step)."""
+    if few_queries.applies(q, k, v, mask, dropout_p):
+        return few_queries.attend(q, k, v, mask)
+    return FUSED(q, k, v, mask, dropout_p)
+
+
 def pytorchs_fused_kernel_for_the_step(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    return patched(few_queries, "applies", lambda *args: False)
+    return patched(attention_core, "_fused", FUSED)
 
 
-@contextlib.contextmanager
-def explicit_attention_for_one_query(translator: Translator) -> Iterator[None]:
-    fused = attention_core._fused
-
+def explicit_attention_for_one_query(translator: Translator) -> contextlib.AbstractContextManager[None]:
     def explicit(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
         if q.shape[-2] == 1 and dropout_p == 0.0:
             return attention_core.explicit_attention(q, k, v, mask)[0]
-        return fused(q, k, v, mask, dropout_p)
+        return FUSED(q, k, v, mask, dropout_p)
 
-    with pytorchs_fused_kernel_for_the_step(translator), patched(attention_core, "_fused", explicit):
-        yield
+    return patched(attention_core, "_fused", explicit)
 
 
 class BufferedCache(KVCache):
@@ -197,25 +204,32 @@ def source_repeated_per_hypothesis(translator: Translator) -> contextlib.Abstrac
     return patched(MultiHeadAttention, "_grouped", repeated)
 
 
-def best_tokens_in_pytorch(translator: Translator) -> contextlib.AbstractContextManager[None]:
+def best_tokens_in_pytorch(
+    translator: Translator, topk: Callable[[Tensor, int], tuple[Tensor, Tensor]] = top_k
+) -> contextlib.AbstractContextManager[None]:
+    """``NativeStep.best_tokens`` as ``search.steps.best_tokens`` on the C step's logits, through ``topk``."""
+
     def in_pytorch(self: native_step.NativeStep, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        return steps_module.best_tokens(self(tokens), k, banned, eos_id)
+        log_probs = torch.log_softmax(self(tokens).float(), dim=-1)
+        log_probs[:, list(banned)] = -torch.inf
+        values, indices = topk(log_probs, k)
+        return values, indices, log_probs[:, eos_id]
 
     return patched(native_step.NativeStep, "best_tokens", in_pytorch)
 
 
-@contextlib.contextmanager
-def torch_topk_for_each_hypothesis(translator: Translator) -> Iterator[None]:
-    with best_tokens_in_pytorch(translator), patched(steps_module, "top_k", lambda x, k: x.topk(k, dim=-1)):
-        yield
+def torch_topk_for_each_hypothesis(translator: Translator) -> contextlib.AbstractContextManager[None]:
+    return best_tokens_in_pytorch(translator, lambda x, k: x.topk(k, dim=-1))
 
 
 def torch_argmax_for_the_next_token(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    return patched(greedy_module, "top_k", lambda x, k: (None, x.argmax(-1, keepdim=True)))
+    return patched(native_step, "top_k", lambda x, k: (None, x.argmax(-1, keepdim=True)))
 
 
-def the_pytorch_step(translator: Translator) -> contextlib.AbstractContextManager[None]:
-    return patched(native_step, "start", lambda *args: None)
+@contextlib.contextmanager
+def the_pytorch_step(translator: Translator) -> Iterator[None]:
+    with patched(native_step, "start", lambda *args: None), patched(attention_core, "_fused", with_the_engines_kernel):
+        yield
 
 
 def on_the_pytorch_step(lever: Lever) -> Lever:

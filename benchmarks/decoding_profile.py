@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.runtime import tune_allocator
+from selfattention.engine.allocator import tune_allocator
 
 
 def main() -> None:

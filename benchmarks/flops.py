@@ -6,17 +6,17 @@ The ceiling is the best median rate of square float32 matrix products (1024 to 4
 threads, the most a dense float32 workload gets from these cores, measured twice: with PyTorch's
 default product (``a @ b``: MKL, which on AMD processors runs its AVX2 code) and with oneDNN's
 (``torch.ops.mkldnn._linear_pointwise``, AVX-512), which ``Translator.load`` uses for float32
-inference (``selfattention.decoding.packed``). Floating-point operations are
+inference (``selfattention.engine.packed``). Floating-point operations are
 counted by PyTorch's ``FlopCounterMode`` (matrix products and attention; element-wise work is not
 counted, so the figures are the useful arithmetic per second). Training: one optimiser step of
 the bundled model's shape on a batch of 128 sentences × 28 tokens (3,200 real target tokens),
 timed twice: with PyTorch's default products, and with the linear layers on oneDNN as the
-trainer runs them (``selfattention.onednn_linear``; counted without it, for the same reason).
+trainer runs them (``selfattention.engine.onednn_linear``; counted without it, for the same reason).
 Decoding: greedy and beam-4 translation of the first ``--sentences`` Multi30k test sources,
 batch 32, with the bundled model as ``Translator.load`` gives it (oneDNN-packed encoder, the
 decoder's steps in C where a compiler is found). The counter sees neither oneDNN's calls nor the C
 step's, so the operations are counted on the same model unpacked and the same searches run through
-PyTorch's step (``steps.TorchStep``), which makes the same products; the script says how many
+PyTorch's step (``search.steps.TorchStep``), which makes the same products; the script says how many
 translations differ between the two (none, where the count is exactly of the work that was timed).
 """
 
@@ -34,11 +34,12 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.config import ModelConfig
 from selfattention.data.corpora import load_corpus
-from selfattention.decoding import DecodingConfig, Translator, native_step
-from selfattention.decoding.packed import onednn_wanted
+from selfattention.decoding import DecodingConfig, Translator
+from selfattention.engine import native_step
+from selfattention.engine.allocator import tune_allocator
+from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
+from selfattention.engine.packed import onednn_wanted
 from selfattention.model import build_model
-from selfattention.onednn_linear import OneDNNLinears, onednn_available
-from selfattention.runtime import tune_allocator
 from selfattention.training.loss import label_smoothed_loss
 
 

@@ -23,7 +23,7 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.runtime import tune_allocator
+from selfattention.engine.allocator import tune_allocator
 
 NEIGHBOURS = ("ctranslate2", "transformers")
 

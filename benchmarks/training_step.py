@@ -5,7 +5,7 @@
 Each variant runs in its own process (the allocator setting is process-wide): d_model 256,
 5 + 3 layers, 8k vocabulary, a batch of 128 × 30 target tokens (5 of them padding per row),
 2 threads; the median of 8 optimiser steps after one warm-up step. Prints a markdown table.
-The last variant runs the linear layers' products on oneDNN (``selfattention/onednn_linear.py``).
+The last variant runs the linear layers' products on oneDNN (``selfattention/engine/onednn_linear.py``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def measure(loss_kind: str, activation_dropout: float | None, tune: bool, onednn
     import torch.nn.functional as F
 
     from selfattention.config import ModelConfig
+    from selfattention.engine.allocator import tune_allocator
+    from selfattention.engine.onednn_linear import OneDNNLinears
     from selfattention.model import build_model
-    from selfattention.onednn_linear import OneDNNLinears
-    from selfattention.runtime import tune_allocator
     from selfattention.training.loss import label_smoothed_loss
 
     if tune:

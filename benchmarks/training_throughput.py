@@ -9,7 +9,7 @@ tokens), tokenised with the bundled model's vocabulary, 2 threads. Ours is the r
 ``nn.Transformer`` with the same widths, depths, dropout, tied embeddings and sinusoidal
 positions, ``F.cross_entropy`` with label smoothing 0.1 over every position, and the same Adam,
 warm-up schedule and clipping. Each runs in its own process; the baseline twice, with glibc's
-default allocator and with the thresholds ours raises (``selfattention.runtime.tune_allocator``),
+default allocator and with the thresholds ours raises (``selfattention.engine.allocator.tune_allocator``),
 so that the ratio is against the baseline at its best.
 
 Throughput is the median of target tokens/s over windows of 25 steps, leaving out the first
@@ -54,7 +54,7 @@ def _prepared_trainer(config_path: str, steps: int, run_dir: Path, precision: st
 
 
 def run_ours(config_path: str, steps: int, precision: str = "float32") -> dict[str, list[float]]:
-    from selfattention.runtime import tune_allocator
+    from selfattention.engine.allocator import tune_allocator
 
     tune_allocator()  # as `selfattention train` does
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,8 +75,8 @@ def run_baseline(config_path: str, steps: int, tuned: bool) -> dict[str, list[fl
     from torch import nn
 
     from selfattention.data.batching import collate, token_batches
+    from selfattention.engine.allocator import tune_allocator
     from selfattention.layers import sinusoidal_table
-    from selfattention.runtime import tune_allocator
     from selfattention.training.schedule import inverse_sqrt_lr
 
     if tuned:

@@ -25,17 +25,18 @@ CTranslate2 loaded, PyTorch's beam search in the same process ran about 30 % slo
 sharing a process would measure the neighbour, not the engine.
 
 "ours float32" is what ``Translator.load`` gives: the encoder's Linear weights packed for oneDNN
-(``selfattention.decoding.packed``), each decoding step one call into C
-(``selfattention.decoding.native_step``); at batch 32 it decodes in ``--workers`` forked processes
-of one thread each (``selfattention translate --workers 2``, ``selfattention.decoding.workers``),
+(``selfattention.engine.packed``), each decoding step one call into C
+(``selfattention.engine.native_step``); at batch 32 it decodes in ``--workers`` forked processes
+of one thread each (``selfattention translate --workers 2``, ``selfattention.engine.workers``),
 at batch 1 in this process with ``--threads`` threads: the same split CTranslate2 gets (inter
 threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every batch
-in this process; "ours float32 PyTorch step" is "ours float32" with the C step switched off
-(``SELFATTENTION_NATIVE=0``: each step through PyTorch's modules), so the table shows what the C
-step and the workers buy. "ours int8" and "ours int8 1 process" likewise, on the model quantised
-to int8 (``precision="int8"``): the encoder through PyTorch's quantised modules, each decoding
-step the C step's int8 products. The glibc allocator thresholds are raised first, as
-``selfattention translate`` does.
+in this process; "ours float32 PyTorch step" is "ours float32" with the C step taken out (each
+step through PyTorch's modules, on the same packed weights; ``SELFATTENTION_NATIVE=0`` would turn
+the whole engine off, packing too), so the table shows what the C step and the workers buy.
+"ours int8" and "ours int8 1 process" likewise, on the model quantised to int8
+(``precision="int8"``): the encoder through PyTorch's quantised modules, each decoding step the
+C step's int8 products. The glibc allocator thresholds are raised first, as ``selfattention
+translate`` does.
 
 ``--engines`` measures a subset (the ratios table then shows only the ratios it has).
 """
@@ -46,7 +47,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -61,10 +61,10 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
+from selfattention.engine import native_step
+from selfattention.engine.allocator import tune_allocator
 from selfattention.evaluation import score
 from selfattention.interop import export_ct2, export_marian
-from selfattention.native import SWITCH
-from selfattention.runtime import tune_allocator
 
 Engine = Callable[[Sequence[str], int, int], list[str]]  # (texts, beam, batch size) -> translations
 
@@ -210,6 +210,8 @@ ENGINES = (
 def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Namespace) -> tuple[Engine, Translator]:
     """One engine, and the float32 translator whose tokenizer counts tokens; in this process only."""
     f32 = Translator.load(directory)
+    if name.endswith("PyTorch step"):  # the C step out, the rest of the engine in
+        native_step.start = lambda *args: None
     if name.startswith("ours"):
         translator = f32 if "int8" not in name else Translator.load(directory, precision="int8")
         if not name.endswith("1 process"):  # one sentence at a time (batch 1) never leaves this process
@@ -297,10 +299,7 @@ def main() -> None:
             engines = [name for name in ENGINES if name in args.engines]
             for name in engines if round_number % 2 == 0 else engines[::-1]:
                 command = [sys.executable, __file__, *passed, "--child", f"{name}@{scratch}"]
-                environment = dict(os.environ)
-                if name.endswith("PyTorch step"):
-                    environment[SWITCH] = "0"
-                result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=environment)
+                result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
                 rows += [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
     if args.rounds > 1:
         print(f"rounds: {args.rounds}, the engines in turn; each figure is its engine's median round")

@@ -2,7 +2,7 @@
 
     python benchmarks/worker_overhead.py [--sentences 1000] [--repeats 3]
 
-``translate --workers 2`` (``selfattention.decoding.workers``) forks two processes of one thread
+``translate --workers 2`` (``selfattention.engine.workers``) forks two processes of one thread
 each and sends them batches of 32 (the Multi30k test sources sorted by length, as ``translate``
 batches them). Each worker here times its own ``translate_ids`` call for every batch and sends
 that back with the batch's tokens, so one pass over the set gives:
@@ -32,8 +32,8 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.workers import DecodingPool
-from selfattention.runtime import tune_allocator
+from selfattention.engine.allocator import tune_allocator
+from selfattention.engine.workers import DecodingPool
 
 
 def timed_decoder(translator: Translator) -> Callable[[Sequence[Sequence[int]], DecodingConfig], list[list[int]]]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic Multi30k-layout corpus, a tiny run configuration, tiny trained and untrained models.
+"""Shared fixtures and helpers: a tiny synthetic Multi30k-layout corpus, a tiny run configuration,
+tiny trained and untrained models; one intra-op thread per test; relative errors; the C compiler.
 
 Everything is made here, in temporary directories: no test reads real corpora or the bundled model.
 """
@@ -9,6 +10,7 @@ import dataclasses
 import gzip
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,38 @@ from selfattention.training.config import run_config_from_dict
 
 # A long training job may share the machine: keep each test to one thread.
 torch.set_num_threads(1)
+
+HAS_COMPILER = shutil.which("cc") is not None or shutil.which("gcc") is not None
+needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler on this machine")
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Every test starts on one intra-op thread, whatever an earlier one set (a training run's ``threads``)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def fresh_engine() -> Iterator[None]:
+    """The engine's kernels looked up again before and after the test: it sees the switch and the
+    compiler as it sets them, not as an earlier test left them."""
+    from selfattention.engine import few_queries, native_step
+
+    few_queries._kernel.cache_clear()
+    native_step._library.cache_clear()
+    yield
+    few_queries._kernel.cache_clear()
+    native_step._library.cache_clear()
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest absolute difference, relative to the largest magnitude of ``b``."""
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
 
 ADJECTIVES = [
     ("red", "rouge"),

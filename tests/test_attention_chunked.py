@@ -5,23 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import rel_err
 from selfattention.attention import causal_mask, chunked_attention, explicit_attention, lengths_mask
 from selfattention.attention.core import CHUNK_SIZE, scaled_dot_product_attention
 
 TOLERANCE = 1e-6
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
 def _qkv(seed: int, batch: int = 2, heads: int = 3, t: int = 37, s: int = 41, dh: int = 8, grad: bool = False):

@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from conftest import rel_err
 from selfattention.attention import (
     causal_mask,
     combine_masks,
@@ -19,20 +20,6 @@ from selfattention.attention import (
 
 TOLERANCE = 1e-5
 MASK_KINDS = ("none", "random", "padding", "causal", "padding+causal")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These tensors are tiny: one intra-op thread avoids contention on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
 def _padding_for(batch_dims: tuple[int, ...], seq: int, gen: torch.Generator) -> torch.Tensor:

@@ -10,7 +10,10 @@ import torch
 
 from selfattention import ModelConfig, Transformer, build_model
 from selfattention.data import BOS_ID, EOS_ID, PAD_ID, Tokenizer, collate, load_corpus, make_example
-from selfattention.decoding import DecodingConfig, SearchLimits, Translator, beam_search, greedy_search, top_k
+from selfattention.decoding import DecodingConfig, SearchLimits, Translator, beam_search, greedy_search
+from selfattention.decoding.translator import start_step
+from selfattention.engine import top_k
+from selfattention.search import StartStep, torch_step
 
 VOCAB = 40
 SPECIAL = {PAD_ID, BOS_ID, EOS_ID}
@@ -83,15 +86,24 @@ def normalised_score(model: Transformer, source: list[int], output: list[int]) -
 # -- greedy -------------------------------------------------------------------------------------
 
 
+STEPS: dict[str, tuple[StartStep, int | None]] = {
+    "PyTorch step": (torch_step, None),
+    "translator's step": (start_step, top_k.CHUNK),  # the engine's C step, where there is a compiler
+    "translator's step, chunks of 3": (start_step, 3),
+}
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("chunk", [top_k.CHUNK, 3])
-def test_greedy_with_the_cache_equals_greedy_without(seed: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 3 make the next token's ``top_k`` skip chunks of the 40-token vocabulary."""
-    monkeypatch.setattr(top_k, "CHUNK", chunk)
+@pytest.mark.parametrize("step", list(STEPS))
+def test_greedy_with_the_cache_equals_greedy_without(seed: int, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through either step; chunks of 3 make the C step's ``top_k`` skip chunks of the 40-token vocabulary."""
+    start, chunk = STEPS[step]
+    if chunk is not None:
+        monkeypatch.setattr(top_k, "CHUNK", chunk)
     model = random_model(seed)
     src = padded(random_sources(seed))
     limits = SearchLimits()
-    outputs = greedy_search(model, src, BOS_ID, EOS_ID, limits)
+    outputs = greedy_search(model, src, BOS_ID, EOS_ID, limits, start_step=start)
     assert outputs == reference_greedy(model, src, limits)
     # the sources must exercise both ways of ending: EOS chosen, and the length limit
     lengths = [len(o) for o in outputs]
@@ -119,6 +131,10 @@ Search = Callable[[Transformer, torch.Tensor], list[list[int]]]
 SEARCHES: dict[str, Search] = {
     "greedy": lambda model, src: greedy_search(model, src, BOS_ID, EOS_ID),
     "beam4": lambda model, src: beam_search(model, src, BOS_ID, EOS_ID, beam_size=4),
+    "greedy, translator's step": lambda model, src: greedy_search(model, src, BOS_ID, EOS_ID, start_step=start_step),
+    "beam4, translator's step": lambda model, src: beam_search(
+        model, src, BOS_ID, EOS_ID, beam_size=4, start_step=start_step
+    ),
 }
 
 
@@ -185,15 +201,8 @@ def reference_beam(
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("limits", [SearchLimits(), SearchLimits(0.5, 2)])
-@pytest.mark.parametrize("chunk", [top_k.CHUNK, 3])
-def test_beam_search_is_the_plain_search_batched(
-    seed: int, limits: SearchLimits, chunk: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Same outputs as trying every token after every hypothesis, one sentence at a time (float64).
-
-    Chunks of 3 make ``top_k`` skip chunks of the 40-token vocabulary; chunks of 64 leave one chunk.
-    """
-    monkeypatch.setattr(top_k, "CHUNK", chunk)
+def test_beam_search_is_the_plain_search_batched(seed: int, limits: SearchLimits) -> None:
+    """Same outputs as trying every token after every hypothesis, one sentence at a time (float64)."""
     model = random_model(seed).double()
     src = padded(random_sources(seed, count=6))
     for beam_size, length_penalty in ((3, 1.0), (4, 0.6)):

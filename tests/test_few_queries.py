@@ -1,29 +1,20 @@
-"""The C kernel for a decoding step's attention: PyTorch's result, its limits, and its build."""
+"""The engine's C kernel for a decoding step's attention: PyTorch's result, its limits, and its build."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from selfattention import native
-from selfattention.attention import few_queries, scaled_dot_product_attention
-from selfattention.decoding import DecodingConfig, Translator, native_step
+from conftest import HAS_COMPILER, needs_compiler
+from selfattention.attention import scaled_dot_product_attention
+from selfattention.engine import SWITCH, few_queries
+from selfattention.engine import build as builder
 
-has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
-needs_kernel = pytest.mark.skipif(not has_compiler, reason="no C compiler on this machine")
-
-
-@pytest.fixture(autouse=True)
-def fresh_kernel() -> object:
-    """Each test sees the switch and the compiler as it sets them, not as an earlier test left them."""
-    few_queries._kernel.cache_clear()
-    yield
-    few_queries._kernel.cache_clear()
+pytestmark = pytest.mark.usefixtures("fresh_engine")
 
 
 def operands(
@@ -37,12 +28,12 @@ def operands(
     return q, k, v
 
 
-@needs_kernel
+@needs_compiler
 def test_the_kernel_builds_and_loads_where_there_is_a_compiler() -> None:
     assert few_queries.available()
 
 
-@needs_kernel
+@needs_compiler
 @pytest.mark.parametrize(
     ("batch", "heads", "queries", "keys", "width"),
     [
@@ -77,7 +68,7 @@ def test_the_kernel_computes_pytorchs_attention(
     assert got.transpose(1, 2).is_contiguous()  # the heads come out merged: (B, T, H, Dh)
 
 
-@needs_kernel
+@needs_compiler
 def test_a_query_that_may_attend_to_nothing_gets_zeros_as_on_the_other_paths() -> None:
     q, k, v = operands(3, 2, 1, 5)
     mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
@@ -89,16 +80,19 @@ def test_a_query_that_may_attend_to_nothing_gets_zeros_as_on_the_other_paths() -
     torch.testing.assert_close(got[[0, 2]], fused[[0, 2]], rtol=1e-5, atol=1e-5)
 
 
-@needs_kernel
-def test_the_attention_entry_point_uses_the_kernel_for_a_decoding_step() -> None:
+@needs_compiler
+@pytest.mark.parametrize("mask", [None, "padding"])
+def test_the_reference_attention_runs_pytorchs_kernel_for_a_decoding_step_too(mask: str | None) -> None:
+    """``attention/core.py`` is the recipe and PyTorch's fused kernel: the engine's kernel is the C step's alone."""
     q, k, v = operands(4, 2, 1, 6)
-    output, weights = scaled_dot_product_attention(q, k, v)
+    keys = None if mask is None else torch.tensor([True] * 5 + [False]).expand(4, 1, 1, 6)
+    assert few_queries.applies(q, k, v, keys, 0.0)  # the kernel would take this call
+    output, weights = scaled_dot_product_attention(q, k, v, keys)
     assert weights is None
-    assert output.transpose(1, 2).is_contiguous()  # the kernel's layout, not PyTorch's
-    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v), rtol=1e-5, atol=1e-6)
+    assert torch.equal(output, F.scaled_dot_product_attention(q, k, v, attn_mask=keys))
 
 
-@needs_kernel
+@needs_compiler
 def test_what_the_kernel_does_not_take_is_left_to_pytorch() -> None:
     q, k, v = operands(2, 2, 1, 6)
     assert not few_queries.applies(q, k, v, None, 0.1)  # dropout
@@ -116,29 +110,26 @@ def test_what_the_kernel_does_not_take_is_left_to_pytorch() -> None:
 
 
 def test_the_switch_turns_the_kernel_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(few_queries.SWITCH, "0")
+    monkeypatch.setenv(SWITCH, "0")
     assert not few_queries.available()
     q, k, v = operands(2, 2, 1, 6)
     assert not few_queries.applies(q, k, v, None, 0.0)
-    output, _ = scaled_dot_product_attention(q, k, v)
-    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v))
 
 
-def test_without_a_working_compiler_pytorch_runs_and_the_log_says_why(
+def test_without_a_working_compiler_the_kernel_is_not_available_and_the_log_says_why(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv(few_queries.CACHE, str(tmp_path / "cache"))
-    with caplog.at_level(logging.WARNING, logger=native.__name__):
+    monkeypatch.setenv(builder.CACHE, str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger=builder.__name__):
         assert few_queries.build() is None
         assert not few_queries.available()
     assert "could not build few_queries" in caplog.text and "PyTorch's attention kernel" in caplog.text
     q, k, v = operands(2, 2, 1, 6)
-    output, _ = scaled_dot_product_attention(q, k, v)
-    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v))
+    assert not few_queries.applies(q, k, v, None, 0.0)
 
 
-@needs_kernel
+@needs_compiler
 def test_a_build_is_kept_and_reused(tmp_path: Path) -> None:
     first = few_queries.build(tmp_path)
     assert first is not None and first.parent == tmp_path and first.suffix == ".so"
@@ -148,31 +139,7 @@ def test_a_build_is_kept_and_reused(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no build scratch left behind
 
 
-@needs_kernel
-def test_bundled_translations_are_the_same_with_the_kernel_or_without(monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfattention.cli.common import resolve_model
-
-    texts = [
-        "I am good.",
-        "A dog ate the food because it was hungry.",
-        "Two men are playing soccer in a park.",
-        "A little girl in a pink dress is climbing the stairs of a wooden house.",
-    ]
-    translator = Translator.load(resolve_model(None))
-    monkeypatch.setattr(native_step, "start", lambda *args: None)  # the PyTorch step, where the kernel is used
-    for beam in (1, 4):
-        config = DecodingConfig(beam_size=beam)
-        assert few_queries.available()
-        with_kernel = translator.translate(texts, config)
-        monkeypatch.setenv(few_queries.SWITCH, "0")
-        few_queries._kernel.cache_clear()
-        assert not few_queries.available()
-        assert translator.translate(texts, config) == with_kernel
-        monkeypatch.delenv(few_queries.SWITCH)
-        few_queries._kernel.cache_clear()
-
-
-@needs_kernel
+@needs_compiler
 def test_scores_far_apart_give_a_softmax_without_overflow() -> None:
     """Scores hundreds apart: the exponentials of the largest minus each stay finite (one weight near 1)."""
     q, k, v = operands(4, 2, 2, 40)
@@ -188,12 +155,22 @@ def test_a_change_to_an_included_header_is_a_new_build(tmp_path: Path) -> None:
     (tmp_path / "shared.h").write_text("#define VALUE 1\n")
     source = tmp_path / "kernel.c"
     source.write_text('#include "shared.h"\nint value(void) { return VALUE; }\n')
-    texts = native._texts(source)
+    texts = builder._texts(source)
     assert texts == [source.read_bytes(), b"#define VALUE 1\n"]
     (tmp_path / "shared.h").write_text("#define VALUE 2\n")
-    assert native._texts(source)[1] == b"#define VALUE 2\n"
-    if has_compiler:
-        built = [native.build("kernel", [source], "none", tmp_path / "out")]
+    assert builder._texts(source)[1] == b"#define VALUE 2\n"
+    if HAS_COMPILER:
+        built = [builder.build("kernel", [source], "none", tmp_path / "out")]
         (tmp_path / "shared.h").write_text("#define VALUE 3\n")
-        built.append(native.build("kernel", [source], "none", tmp_path / "out"))
+        built.append(builder.build("kernel", [source], "none", tmp_path / "out"))
         assert built[0] is not None and built[1] is not None and built[0] != built[1]
+
+
+def test_the_kernels_and_their_header_sit_together_in_the_engine() -> None:
+    """Both C sources include ``lanes.h`` beside them, and each build's name hashes it."""
+    from selfattention.engine import native_step
+
+    header = (builder.KERNELS / "lanes.h").read_bytes()
+    for source in (few_queries.SOURCE, native_step.SOURCE):
+        assert source.parent == builder.KERNELS and source.is_file()
+        assert header in builder._texts(source)

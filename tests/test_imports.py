@@ -1,4 +1,5 @@
-"""Every module of the package imports, and the layers of the package only import downwards.
+"""Every module of the package imports, the layers of the package only import downwards, and the
+engine (``selfattention.engine``) is reached only at its seams.
 
 The modules are found by walking the package, so modules added later (``selfattention.inspection.*``,
 ``selfattention.cli``) are checked without touching this file.
@@ -10,6 +11,7 @@ import ast
 import importlib
 import importlib.util
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -76,12 +78,19 @@ def test_module_imports(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Rule(NamedTuple):
-    """Modules named ``modules`` (or below it) must not import anything named in ``forbidden`` (or below)."""
+    """Modules named ``modules`` (or below it) must not import anything named in ``forbidden`` (or below).
+
+    Modules under ``exempt`` are not bound by the rule; imports under ``allowed`` are let through (a seam).
+    """
 
     modules: str
     forbidden: tuple[str, ...]
     exempt: tuple[str, ...] = ()
+    allowed: tuple[str, ...] = ()
 
+
+ENGINE = "selfattention.engine"
+TRAINING_SEAM = "selfattention.engine.onednn_linear"  # the trainer's linear layers
 
 RULES: tuple[Rule, ...] = (
     Rule(
@@ -104,6 +113,7 @@ RULES: tuple[Rule, ...] = (
         "selfattention.data",
         _BELOW_DATA := (
             "selfattention.training",
+            "selfattention.search",
             "selfattention.decoding",
             "selfattention.evaluation",
             "selfattention.inspection",
@@ -113,10 +123,31 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule("selfattention.training", _BELOW_DATA[1:]),
-    Rule("selfattention.decoding", _BELOW_DATA[2:]),
-    Rule("selfattention.evaluation", _BELOW_DATA[3:]),
-    Rule("selfattention.inspection", _BELOW_DATA[4:]),
+    Rule("selfattention.search", _BELOW_DATA[2:]),
+    Rule("selfattention.decoding", _BELOW_DATA[3:]),
+    Rule("selfattention.evaluation", _BELOW_DATA[4:]),
+    Rule("selfattention.inspection", _BELOW_DATA[5:]),
     Rule("selfattention.interop", ("selfattention.cli", "selfattention.web")),
+    # The engine lies beside the stack: the reference path (and the layers that are not its seams)
+    # never import it. Its seams: the translator (decoding/) picks its step, the trainer its linears.
+    *(
+        Rule(name, (ENGINE,))
+        for name in (
+            "selfattention.attention",
+            "selfattention.layers",
+            "selfattention.model",
+            "selfattention.config",
+            "selfattention.model_io",
+            "selfattention.data",
+            "selfattention.search",
+            "selfattention.evaluation",
+            "selfattention.inspection",
+        )
+    ),
+    Rule("selfattention.training", (ENGINE,), exempt=("selfattention.training.trainer",)),
+    Rule("selfattention.training.trainer", (ENGINE,), allowed=(TRAINING_SEAM,)),
+    # The engine runs the model; it never imports what uses it.
+    Rule(ENGINE, ("selfattention.model_io", *_BELOW_DATA, "selfattention.data")),
     # Only the command line itself (and ``python -m selfattention``) may import the command line.
     Rule("selfattention", ("selfattention.cli",), exempt=("selfattention.cli", "selfattention.__main__")),
 )
@@ -155,6 +186,8 @@ def violations(module: str, imports: set[str]) -> list[str]:
         if not is_under(module, rule.modules) or any(is_under(module, exempt) for exempt in rule.exempt):
             continue
         for name in sorted(imports):
+            if any(is_under(name, allowed) for allowed in rule.allowed):
+                continue
             for forbidden in rule.forbidden:
                 if is_under(name, forbidden):
                     found.append(f"{module} imports {name} (modules under {rule.modules} must not import {forbidden})")
@@ -193,8 +226,30 @@ def test_layering(name: str) -> None:
         ("selfattention.inspection.explain", False, "from selfattention import cli", True),
         ("selfattention.__main__", False, "from selfattention.cli import main", False),
         ("selfattention.cli", False, "from selfattention.cli import CommandError", False),
+        ("selfattention.attention.core", False, "from selfattention.engine import few_queries", True),
+        ("selfattention.model", False, "def f():\n    from selfattention.engine.native_step import start\n", True),
+        ("selfattention.search.greedy", False, "from selfattention.engine.top_k import top_k", True),
+        ("selfattention.evaluation.scores", False, "import selfattention.engine.packed", True),
+        ("selfattention.training.trainer", False, "from selfattention.engine.onednn_linear import linear", False),
+        ("selfattention.training.trainer", False, "from selfattention.engine import native_step", True),
+        ("selfattention.training.loss", False, "from selfattention.engine.onednn_linear import linear", True),
+        ("selfattention.decoding.translator", False, "from selfattention.engine import native_step", False),
+        ("selfattention.engine.native_step", False, "from selfattention.search import TorchStep", True),
+        ("selfattention.engine.native_step", False, "from selfattention.model import Transformer", False),
     ],
 )
 def test_layering_checker_itself(module: str, is_package: bool, source: str, bad: bool) -> None:
     """The checker catches each kind of forbidden import (so an empty result above means something)."""
     assert bool(violations(module, imported_names(source, module, is_package))) is bad
+
+
+def test_the_reference_path_runs_without_loading_the_engine() -> None:
+    """Importing the model, its layers, attention and the search (in a fresh process) loads no engine module."""
+    code = (
+        "import sys\n"
+        "import selfattention.model, selfattention.layers, selfattention.attention, selfattention.model_io\n"
+        "import selfattention.search, selfattention.data\n"
+        "print(sorted(m for m in sys.modules if m.startswith('selfattention.engine')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

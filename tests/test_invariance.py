@@ -13,15 +13,6 @@ VOCAB, PAD = 29, 0
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These tensors are tiny: one intra-op thread avoids contention on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_model(norm: str = "post", seed: int = 0, dropout: float = 0.0, tie: bool = True) -> Transformer:
     torch.manual_seed(seed)
     config = ModelConfig(

@@ -6,24 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import rel_err
 from selfattention.attention import KVCache, MultiHeadAttention, causal_mask, combine_masks, lengths_mask
 
 TOLERANCE = 1e-5
 D_MODEL, N_HEADS = 32, 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These tensors are tiny: one intra-op thread avoids contention on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
 def make_pair(seed: int = 0, d_model: int = D_MODEL, n_heads: int = N_HEADS):

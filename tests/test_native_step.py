@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
+from conftest import needs_compiler
 from selfattention.config import ModelConfig
-from selfattention.decoding import DecodingConfig, Translator, beam_search, greedy_search, native_step
-from selfattention.decoding.packed import pack_linears
-from selfattention.decoding.quantize import with_precision
-from selfattention.decoding.steps import TorchStep, start_step
+from selfattention.decoding import DecodingConfig, Translator, beam_search, greedy_search
+from selfattention.decoding.translator import start_step
+from selfattention.engine import SWITCH, native_step
+from selfattention.engine import build as builder
+from selfattention.engine.packed import pack_linears
+from selfattention.engine.quantize import with_precision
 from selfattention.model import Transformer, build_model
+from selfattention.search import TorchStep
 
-has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
-pytestmark = pytest.mark.skipif(not has_compiler, reason="no C compiler on this machine")
-
-
-@pytest.fixture(autouse=True)
-def fresh_library() -> object:
-    """Each test sees the switch as it sets it, not as an earlier test left it."""
-    native_step._library.cache_clear()
-    yield
-    native_step._library.cache_clear()
+pytestmark = [needs_compiler, pytest.mark.usefixtures("fresh_engine")]
 
 
 def model_of(seed: int = 0, **changes: object) -> Transformer:
@@ -83,13 +76,24 @@ def test_logits_match_transformer_decode_step_by_step(variant: str, groups: int)
                 live = 2
 
 
-def test_searches_give_the_same_tokens_through_either_step(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_searches_give_the_same_tokens_through_either_step() -> None:
     model = model_of(3, norm="pre")
     src = sources(6, 9, seed=4)
-    native = greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)
-    monkeypatch.setattr(native_step, "start", lambda *args: None)
-    assert isinstance(start_step(model, model.encode(src), model.source_mask(src), 6, 5), TorchStep)
-    assert (greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)) == native
+    assert isinstance(start_step(model, model.encode(src), model.source_mask(src), 6, 5), native_step.NativeStep)
+    native = (
+        greedy_search(model, src, 1, 2, start_step=start_step),
+        beam_search(model, src, 1, 2, beam_size=3, start_step=start_step),
+    )
+    assert (greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)) == native  # TorchStep
+
+
+def test_a_search_runs_the_reference_step_unless_given_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine is chosen where a translator starts a search, not inside the search."""
+    model = model_of()
+    src = sources()
+    monkeypatch.setattr(native_step, "start", lambda *args: pytest.fail("the search chose the engine itself"))
+    greedy_search(model, src, 1, 2)
+    beam_search(model, src, 1, 2, beam_size=2)
 
 
 def test_the_bundled_model_translates_the_same_through_either_step(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +158,7 @@ def test_it_stands_aside_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch
     assert native_step.start(model.train(), memory, mask, 4, 5) is None  # dropout is on
     model.eval()
     assert native_step.start(model, memory.double(), mask, 4, 5) is None
-    monkeypatch.setenv(native_step.native.SWITCH, "0")
+    monkeypatch.setenv(SWITCH, "0")
     native_step._library.cache_clear()
     assert not native_step.available()
     assert native_step.start(model, memory, mask, 4, 5) is None
@@ -357,10 +361,10 @@ def test_without_a_working_compiler_the_pytorch_step_runs_and_the_log_says_why(
 
     scratch = Path(str(tmp_path))
     monkeypatch.setenv("CC", str(scratch / "no-such-compiler"))
-    monkeypatch.setenv(native_step.native.CACHE, str(scratch / "cache"))
+    monkeypatch.setenv(builder.CACHE, str(scratch / "cache"))
     model = model_of()
     src = sources()
-    with caplog.at_level(logging.WARNING, logger=native_step.native.__name__):
+    with caplog.at_level(logging.WARNING, logger=builder.__name__):
         assert native_step.build() is None
         assert not native_step.available()
         step = start_step(model, model.encode(src).detach(), model.source_mask(src), 4, 3)
@@ -384,7 +388,7 @@ def test_the_best_tokens_in_c_are_pytorchs_log_softmax_and_top_k(shape: tuple[in
 
 
 def best_tokens_in_pytorch(logits: torch.Tensor, k: int, banned: list[int], eos: int) -> tuple[torch.Tensor, ...]:
-    from selfattention.decoding.steps import best_tokens
+    from selfattention.search.steps import best_tokens
 
     return best_tokens(logits.clone(), k, banned, eos)
 

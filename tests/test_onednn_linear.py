@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import selfattention.onednn_linear as onednn_linear
+import selfattention.engine.onednn_linear as onednn_linear
 from conftest import with_train
-from selfattention.onednn_linear import OneDNNLinear, OneDNNLinears, linear, onednn_available, takes_onednn
+from selfattention.engine import SWITCH
+from selfattention.engine.onednn_linear import OneDNNLinear, OneDNNLinears, linear, onednn_available, takes_onednn
 from selfattention.training import RunConfig, train
 from selfattention.training.metrics import read_metrics
 
@@ -114,9 +115,10 @@ def losses_of(run_dir: Path) -> list[float]:
 
 
 @needs_onednn
-def test_a_tiny_training_run_has_the_same_loss_curve_with_the_switch_on_and_off(
+def test_a_tiny_training_run_has_the_same_loss_curve_with_the_switches_on_and_off(
     tiny_run_config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``train.onednn_linear`` for one run; the engine's switch, ``SELFATTENTION_NATIVE=0``, for everything."""
     products = 0
     product = onednn_linear._product
 
@@ -127,14 +129,16 @@ def test_a_tiny_training_run_has_the_same_loss_curve_with_the_switch_on_and_off(
 
     monkeypatch.setattr(onednn_linear, "_product", counted)
     curves = {}
-    for switch in (True, False):
-        config = with_train(tiny_run_config, max_steps=50, onednn_linear=switch)
+    for name, setting, engine in (("on", True, "1"), ("setting off", False, "1"), ("engine off", True, "0")):
+        monkeypatch.setenv(SWITCH, engine)
+        config = with_train(tiny_run_config, max_steps=50, onednn_linear=setting)
         products = 0
-        train(config, tmp_path / str(switch), show_progress=False)
-        assert (products > 0) == switch, f"onednn_linear={switch} but {products} oneDNN products"
-        curves[switch] = losses_of(tmp_path / str(switch))
-    assert len(curves[True]) == 4  # loss and NLL at two logged steps
-    assert curves[True] == pytest.approx(curves[False], rel=1e-4)
+        train(config, tmp_path / name.replace(" ", "-"), show_progress=False)
+        assert (products > 0) == (name == "on"), f"{name}: {products} oneDNN products"
+        curves[name] = losses_of(tmp_path / name.replace(" ", "-"))
+    assert len(curves["on"]) == 4  # loss and NLL at two logged steps
+    assert curves["on"] == pytest.approx(curves["setting off"], rel=1e-4)
+    assert curves["engine off"] == curves["setting off"]
 
 
 @needs_onednn

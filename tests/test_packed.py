@@ -9,7 +9,8 @@ from torch import nn
 
 from selfattention import ModelConfig, build_model
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.packed import SWITCH, PackedLinear, onednn_wanted, pack_linears
+from selfattention.engine import SWITCH
+from selfattention.engine.packed import PackedLinear, onednn_wanted, pack_linears
 
 needs_onednn = pytest.mark.skipif(not onednn_wanted(), reason="this PyTorch build has no oneDNN linear kernels")
 
@@ -103,12 +104,14 @@ def test_pack_linears_swaps_every_linear_and_keeps_the_logits() -> None:
         torch.testing.assert_close(model(src, tgt), reference, rtol=1e-4, atol=1e-4)
 
 
-def test_the_switch_turns_packing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_engines_switch_turns_packing_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SWITCH, "0")
     assert not onednn_wanted()
     layer = nn.Sequential(linear())
     assert pack_linears(layer) == 0
     assert type(layer[0]) is nn.Linear
+    translator = Translator.load(_bundled())  # float32 on the CPU: packed, were the engine on
+    assert not any(isinstance(m, PackedLinear) for m in translator.model.modules())
 
 
 @needs_onednn

@@ -10,7 +10,7 @@ from torch import nn
 
 from selfattention import ModelConfig, build_model
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.quantize import PrecisionError, check_precision, with_precision
+from selfattention.engine.quantize import PrecisionError, check_precision, with_precision
 
 
 def small_model() -> nn.Module:

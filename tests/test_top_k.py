@@ -1,12 +1,12 @@
-"""decoding.top_k: torch.topk's values and indices, through the chunk maxima."""
+"""engine.top_k: torch.topk's values and indices, through the chunk maxima."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from selfattention.decoding import top_k as top_k_module
-from selfattention.decoding.top_k import CHUNK, top_k
+from selfattention.engine import top_k as top_k_module
+from selfattention.engine.top_k import CHUNK, top_k
 
 
 @pytest.mark.parametrize("width", [8000, 8000 + 17, CHUNK * 17 - 1])
@@ -49,7 +49,7 @@ def test_a_smaller_chunk_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_one_is_the_argmax() -> None:
-    """Greedy search takes ``top_k(logits, 1)`` for ``argmax``."""
+    """The C step gives greedy search ``top_k(logits, 1)`` where the PyTorch step gives ``argmax``."""
     torch.manual_seed(3)
     x = torch.randn(32, 8000)
     assert torch.equal(top_k(x, 1)[1][:, 0], x.argmax(dim=-1))

@@ -6,25 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import rel_err
 from selfattention.attention import MultiHeadAttention
 from selfattention.config import ModelConfig
 from selfattention.model import Transformer, build_model
 
 TOLERANCE = 1e-5
 VOCAB, D_MODEL, N_HEADS, D_FF, LAYERS, PAD = 23, 32, 4, 64, 2, 0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These tensors are tiny: one intra-op thread avoids contention on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
 def copy_attention(ref: nn.MultiheadAttention, ours: MultiHeadAttention) -> None:

@@ -11,7 +11,7 @@ import pytest
 from selfattention.cli import main
 from selfattention.cli.common import BUNDLED_MODELS, DEFAULT_MODEL
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.workers import DecodingPool, WorkersError
+from selfattention.engine.workers import DecodingPool, WorkersError
 
 SUBJECTS = ["A dog", "Two children", "The old man", "A woman in a red dress", "I", "My friends"]
 ACTIONS = ["is running in the park.", "ate the food.", "are playing soccer.", "is good.", "swims in the lake."]

@@ -9,9 +9,6 @@ Two paths compute the same thing. The explicit one follows the recipe step by st
 every step to a recorder; the fused one calls PyTorch's kernel, which never builds the (T, S)
 matrix and so needs memory linear in the length. The fused path is taken whenever neither the
 weights nor a trace are asked for (a recorder that wants none of the steps counts as no trace).
-A decoding step's call (a few query rows per row and head, inference on the CPU) goes instead to
-the small C kernel of ``few_queries.py``, where it is built: the same arithmetic, without the
-fused kernel's set-up cost.
 
 The explicit path builds several (T, S) matrices at once, so its memory grows with T x S. When
 the weights or a trace are asked for, :func:`chunked_attention` applies that same recipe to blocks
@@ -28,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfattention.attention import few_queries
 from selfattention.attention.recording import Recorder
 
 CHUNK_SIZE = 512  # query rows per block of the chunked explicit path
@@ -54,8 +50,6 @@ def scaled_dot_product_attention(
     _check_shapes(q, k, v, mask)
     traced = recorder is not None and any(recorder.wants(step) for step in EXPLICIT_STEPS)
     if not need_weights and not traced:
-        if few_queries.applies(q, k, v, mask, dropout_p):  # a decoding step: a few queries per row
-            return few_queries.attend(q, k, v, mask), None
         return _fused(q, k, v, mask, dropout_p), None
     return chunked_attention(
         q, k, v, mask, dropout_p=dropout_p, need_weights=True, recorder=recorder if traced else None

@@ -12,8 +12,8 @@ from selfattention.cli.common import CommandError
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
 from selfattention.decoding import InputError
+from selfattention.engine.allocator import tune_allocator
 from selfattention.model_io import ModelFileError
-from selfattention.runtime import tune_allocator
 
 COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop)
 

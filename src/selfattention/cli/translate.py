@@ -8,8 +8,7 @@ import sys
 import torch
 
 from selfattention.cli.common import read_stdin_lines, resolve_model
-from selfattention.decoding import DecodingConfig, Translator
-from selfattention.decoding.quantize import PRECISIONS
+from selfattention.decoding import PRECISIONS, DecodingConfig, Translator
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -85,7 +84,7 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
 def load_translator(args: argparse.Namespace, inputs: int, config: DecodingConfig) -> Translator:
     """The --model translator, with --workers processes when there is more than one batch to share."""
     from selfattention.cli.common import CommandError
-    from selfattention.decoding.workers import WorkersError
+    from selfattention.decoding import WorkersError
 
     translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
     if args.workers > 1 and inputs > config.batch_size:  # one batch gains nothing from a second process

@@ -1,8 +1,10 @@
-"""Greedy and beam search over ``Transformer.decode`` with a key/value cache."""
+"""The translation service: text in, text out (:class:`Translator`), and the limits on its input.
 
-from selfattention.decoding.beam import beam_search
-from selfattention.decoding.greedy import greedy_search
-from selfattention.decoding.search import SearchLimits
+The search itself is :mod:`selfattention.search` (its ``greedy_search``, ``beam_search`` and
+``SearchLimits`` are also importable from here); the fast way to run it, the engine
+(:mod:`selfattention.engine`), is chosen where a :class:`Translator` starts a search.
+"""
+
 from selfattention.decoding.sentences import (
     MAX_SENTENCE_CHARS,
     InputError,
@@ -10,14 +12,17 @@ from selfattention.decoding.sentences import (
     check_target,
     split_sentences,
 )
-from selfattention.decoding.translator import DecodingConfig, Translator
+from selfattention.decoding.translator import PRECISIONS, DecodingConfig, Translator, WorkersError
+from selfattention.search import SearchLimits, beam_search, greedy_search
 
 __all__ = [
     "MAX_SENTENCE_CHARS",
+    "PRECISIONS",
     "DecodingConfig",
     "InputError",
     "SearchLimits",
     "Translator",
+    "WorkersError",
     "beam_search",
     "check_sentence",
     "check_target",

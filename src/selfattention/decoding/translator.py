@@ -1,4 +1,11 @@
-"""Text in, text out: tokenise, batch by length, search, detokenise, restore the order."""
+"""Text in, text out: tokenise, batch by length, search, detokenise, restore the order.
+
+This is where the engine is chosen for translation (:func:`start_step`): the C decoding step of
+:mod:`selfattention.engine.native_step` where it applies, else ``Transformer.decode``. Loading
+also lays float32 weights out for oneDNN (:func:`~selfattention.engine.packed.pack_linears`) and
+quantises for int8; :meth:`Translator.start_workers` forks decoding processes. With the engine
+switched off (``SELFATTENTION_NATIVE=0``) the search runs ``Transformer.decode`` on unpacked weights.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from selfattention.data.batching import collate, make_example
 from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
-from selfattention.decoding import native_step
-from selfattention.decoding.beam import beam_search
-from selfattention.decoding.greedy import greedy_search
-from selfattention.decoding.packed import pack_linears
-from selfattention.decoding.quantize import check_precision, with_precision
-from selfattention.decoding.search import SearchLimits
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
-from selfattention.decoding.workers import DecodingPool, WorkersError
+from selfattention.engine import native_step
+from selfattention.engine.packed import pack_linears
+from selfattention.engine.quantize import PRECISIONS, check_precision, with_precision
+from selfattention.engine.workers import DecodingPool, WorkersError
 from selfattention.model import Transformer
 from selfattention.model_io import ModelFileError, load_model
+from selfattention.search import SearchLimits, Step, TorchStep, beam_search, greedy_search
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,13 @@ def special_ids(model: Transformer) -> tuple[int, int, int]:
     """The model's padding, decoder-start and end ids (this project's 0, 1, 2 when it has no configuration)."""
     config = model.config
     return (PAD_ID, BOS_ID, EOS_ID) if config is None else (config.pad_id, config.bos_id, config.eos_id)
+
+
+def start_step(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> Step:
+    """The steps of one search: the engine's C step where it applies (float32 or int8 on the CPU,
+    a compiler, the engine on), else ``Transformer.decode``'s (:class:`~selfattention.search.TorchStep`)."""
+    native = native_step.start(model, memory, memory_mask, rows, steps)
+    return native if native is not None else TorchStep(model, memory, memory_mask)
 
 
 def max_source_length(model: Transformer) -> int:
@@ -64,7 +77,7 @@ class Translator:
         """Decode batches in ``workers`` forked processes of one thread each (1: in this process).
 
         On a CPU, two processes of one thread each are faster than one of two threads
-        (:mod:`selfattention.decoding.workers`). The translations are the same either way.
+        (:mod:`selfattention.engine.workers`). The translations are the same either way.
         CPU models only: a :class:`WorkersError` says so for others.
         """
         self.stop_workers()
@@ -88,8 +101,8 @@ class Translator:
 
         ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only). At
         float32 on the CPU, ``onednn`` lays the Linear layers' weights out for oneDNN's faster
-        products (:func:`pack_linears`; same results to float32 rounding, and off when
-        ``SELFATTENTION_ONEDNN=0``).
+        products (:func:`pack_linears`; same results to float32 rounding, and off when the engine
+        is switched off, ``SELFATTENTION_NATIVE=0``).
 
         A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
         its ids would index the wrong embeddings, or none at all.
@@ -176,7 +189,25 @@ class Translator:
         limits = SearchLimits(config.max_len_a, config.max_len_b, hard_limit=self.max_source_length)
         with torch.inference_mode():
             if config.beam_size == 1:
-                return greedy_search(self.model, src, self.bos_id, self.eos_id, limits)
+                return greedy_search(self.model, src, self.bos_id, self.eos_id, limits, start_step=start_step)
             return beam_search(
-                self.model, src, self.bos_id, self.eos_id, config.beam_size, config.length_penalty, limits
+                self.model,
+                src,
+                self.bos_id,
+                self.eos_id,
+                config.beam_size,
+                config.length_penalty,
+                limits,
+                start_step=start_step,
             )
+
+
+__all__ = [
+    "PRECISIONS",
+    "DecodingConfig",
+    "Translator",
+    "WorkersError",
+    "max_source_length",
+    "special_ids",
+    "start_step",
+]

@@ -89,7 +89,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = PyTorch's default
     precision: str = "float32"  # or "bf16" (autocast, CPU or CUDA) / "fp16" (autocast with a scaler, CUDA only)
     init_from: str = ""  # a model directory to start from (its weights and vocabulary); "" = from scratch
-    onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/onednn_linear.py)
+    onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/engine/onednn_linear.py)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -37,9 +37,9 @@ from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, 
 from selfattention.data.augment import add_noise
 from selfattention.data.pronoun_pairs import PronounPairs
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import atomic_write, load_weights, save_model
-from selfattention.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.training.checkpoint import (
     CHECKPOINTS,
     Progress,

@@ -2,22 +2,26 @@
 
 A step of search at batch 32 is about a hundred small PyTorch operations (products of 32 rows,
 layer norms, additions, cache appends), each with a fixed cost in Python and in PyTorch's
-dispatch that is larger than its arithmetic. ``native_step.c`` computes the same step, what
-``Transformer.decode`` gives for one new position with a cache, in one call: its products run on
-weights packed once per model for its own small-row kernel, the attention is ``few_queries.c``'s
-kernel, and the caches are preallocated tensors written in place, each position of a cache row
-once: a row's history is a table of the cache rows its earlier positions lie in, so that beam
-search keeping hypotheses reorders that table of indices and moves no keys or values. The encoder
+dispatch that is larger than its arithmetic. ``kernels/native_step.c`` computes the same step,
+what ``Transformer.decode`` gives for one new position with a cache, in one call: its products run
+on weights packed once per model for its own small-row kernel, the attention is
+``kernels/few_queries.c``'s kernel (linked into the same library), and the caches are
+preallocated tensors written in place, each position of a cache row once: a row's history is a
+table of the cache rows its earlier positions lie in, so that beam search keeping hypotheses
+reorders that table of indices and moves no keys or values. The encoder
 and the search stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
 weights and scales as they are and sum in integers (AVX-512 VNNI where the processor has it).
 Beam search asks for each row's best few tokens rather than its logits (:meth:`NativeStep.best_tokens`):
-the log-softmax and the top k are then one pass of C over the logits (:func:`best_tokens`).
+the log-softmax and the top k are then one pass of C over the logits (:func:`best_tokens`). Greedy
+search asks for each row's best token (:meth:`NativeStep.best_token`), taken through the chunks'
+maxima (``top_k.py``).
 
 :func:`start` gives a :class:`NativeStep` for one search, or None where it does not apply: the
 model training, a weight neither float32 nor int8 on the CPU (a GPU, float64), an activation or a
-module it does not know, no C compiler, or ``SELFATTENTION_NATIVE=0``. The search then runs
-``Transformer.decode`` (``steps.TorchStep``), which stays the definition: a test holds this step's
-logits to it. What it is worth: ``benchmarks/decoding_levers.py``.
+module it does not know, no C compiler, or ``SELFATTENTION_NATIVE=0``. The translator then gives
+the search ``Transformer.decode`` (:class:`~selfattention.search.steps.TorchStep`), which stays
+the definition: a test holds this step's logits to it. What it is worth:
+``benchmarks/decoding_levers.py``.
 """
 
 from __future__ import annotations
@@ -35,15 +39,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
-from selfattention import native
-from selfattention.attention import few_queries
-from selfattention.decoding.packed import PackedLinear
+from selfattention.engine import build as builder
+from selfattention.engine import few_queries, switched_off
+from selfattention.engine.packed import PackedLinear
+from selfattention.engine.top_k import top_k
 from selfattention.layers import DecoderLayer, LearnedPositions, SinusoidalPositions
 from selfattention.model import Transformer
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("native_step.c")
+SOURCE = builder.KERNELS / "native_step.c"
 FALLBACK = "decoding steps run through PyTorch"
 ACTIVATIONS = {F.relu: 1, F.gelu: 2, F.silu: 3}
 
@@ -101,13 +106,13 @@ class Weights:
 
 def build(directory: Path | None = None, extra: tuple[str, ...] = ()) -> Path | None:
     """Compile ``native_step.c`` with ``few_queries.c`` into ``directory`` (default: the kernel cache)."""
-    return native.build("native_step", [SOURCE, few_queries.SOURCE], FALLBACK, directory, extra)
+    return builder.build("native_step", [SOURCE, few_queries.SOURCE], FALLBACK, directory, extra)
 
 
 @functools.cache
 def _library(extra: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     """The step's library, built with ``extra`` compiler flags (none: the one every search uses)."""
-    if native.switched_off():
+    if switched_off():
         return None
     path = build(extra=extra)
     if path is None:
@@ -389,7 +394,7 @@ def check_best(vocab: int, k: int, banned: Sequence[int], eos_id: int) -> None:
 def best_tokens(
     logits: Tensor, k: int, banned: Sequence[int], eos_id: int, library: ctypes.CDLL | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`steps.best_tokens` in C: one pass over float32 ``logits`` ``(A, V)``, whose banned columns it sets to -inf.
+    """:func:`~selfattention.search.steps.best_tokens` in C: one pass over float32 ``logits`` ``(A, V)``, whose banned columns it sets to -inf.
 
     Ties go to the lower token id.
     """
@@ -486,8 +491,14 @@ class NativeStep:
         self.position += 1
         return logits
 
+    def best_token(self, tokens: Tensor, banned: Sequence[int]) -> Tensor:
+        """Each live row's most likely next token ``(A,)``, never one of ``banned``, through :func:`top_k`."""
+        logits = self(tokens)
+        logits[:, list(banned)] = -torch.inf
+        return top_k(logits, 1)[1][:, 0]
+
     def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
-        """As :func:`steps.best_tokens` of this step's logits, in one pass of C over them."""
+        """As :func:`~selfattention.search.steps.best_tokens` of this step's logits, in one pass of C over them."""
         search = (k, tuple(banned), eos_id)
         if search != self.checked:  # first, so that a refused call leaves the search as it was
             check_best(self.decoder.vocab, k, banned, eos_id)

@@ -24,7 +24,8 @@ transposed first operand itself. What it is worth in a whole training step:
 whose tensors are float32 on a CPU, outside autocast, goes through :class:`OneDNNLinear`; any
 other call (float64, bfloat16, CUDA, autocast, or a PyTorch without the oneDNN operator) is left
 to ``F.linear``. The trainer enters it around the forward pass unless ``train.onednn_linear =
-false`` (docs/training.md).
+false`` (docs/training.md) or the engine is switched off (``SELFATTENTION_NATIVE=0``: then
+:func:`onednn_available` answers False).
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
+from selfattention.engine import switched_off
+
 
 def onednn_available() -> bool:
-    """True when this PyTorch has oneDNN and its fused linear operator."""
+    """True when this PyTorch has oneDNN and its fused linear operator, and the engine is on."""
+    if switched_off():
+        return False
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 

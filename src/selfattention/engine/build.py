@@ -1,11 +1,11 @@
-"""Small C kernels built on first use with the machine's compiler, and loaded with ctypes.
+"""The engine's C kernels (``kernels/``), built on first use with the machine's compiler and loaded with ctypes.
 
 A source is compiled for this processor (``-march=native``) into ``$SELFATTENTION_CACHE``
 (default ``~/.cache/selfattention``), under a name that hashes the sources (and the headers they
-include by a quoted path), the flags, the
-compiler and the processor's features; later processes load the built file. Without a compiler,
-when the build fails, or with ``SELFATTENTION_NATIVE=0``, :func:`build` gives None and the callers
-run PyTorch's operators instead, as everywhere else.
+include by a quoted path), the flags, the compiler and the processor's features; later processes
+load the built file. Without a compiler, or when the build fails, :func:`build` gives None; the
+callers (which also check the engine's switch, ``SELFATTENTION_NATIVE=0``) then run PyTorch's
+operators instead, as everywhere else.
 """
 
 from __future__ import annotations
@@ -23,14 +23,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SWITCH = "SELFATTENTION_NATIVE"
 CACHE = "SELFATTENTION_CACHE"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c99")  # contract: fused multiply-adds
-
-
-def switched_off() -> bool:
-    """Whether ``SELFATTENTION_NATIVE=0`` (or false, no, off) turns the C kernels off."""
-    return os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+KERNELS = Path(__file__).with_name("kernels")  # the C sources and their header
 
 
 def cache_dir() -> Path:
@@ -100,4 +95,4 @@ def build(
     return target
 
 
-__all__ = ["CACHE", "FLAGS", "SWITCH", "build", "cache_dir", "switched_off"]
+__all__ = ["CACHE", "FLAGS", "KERNELS", "build", "cache_dir"]

@@ -1,8 +1,9 @@
 """The k largest values of each row of a wide matrix, faster than ``torch.topk`` for small k.
 
-Beam search needs each hypothesis's 2K best tokens out of the whole vocabulary at every step,
-greedy search each row's best. ``torch.topk`` and ``torch.argmax`` on a CPU scan every row
-element by element, while a row maximum is a vectorised reduction, faster per element. So
+Greedy search needs each row's best token out of the whole vocabulary at every step (the C step
+gives it through :meth:`NativeStep.best_token <selfattention.engine.native_step.NativeStep.best_token>`;
+beam search's best tokens are C's own pass). ``torch.topk`` and ``torch.argmax`` on a CPU scan
+every row element by element, while a row maximum is a vectorised reduction, faster per element. So
 :func:`top_k` first cuts each row into chunks of :data:`CHUNK` values and takes every chunk's
 maximum; the k largest values of a row lie in the k chunks with the largest maxima (any other
 chunk's values are all below k chunk maxima, that is below k values of the row), so

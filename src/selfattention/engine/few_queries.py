@@ -1,22 +1,20 @@
-"""Attention for a decoding step: a few query rows against cached keys, in a small C kernel.
+"""The engine's attention for a decoding step, called from Python: a few query rows against cached keys.
 
 Shapes: ``q`` ``(B, H, T, Dh)`` with T small (1 for a new position, K for beam search's K
 hypotheses of one source), ``k`` and ``v`` ``(B, H, S, Dh)``, the mask per key ``(B or 1, 1, 1, S)``.
 
 A decoding step asks each (row, head) pair for one softmax-weighted sum over at most a few hundred
 keys. PyTorch's fused kernel treats the single query row as a matrix product (a matrix-vector
-product per pair); ``few_queries.c`` does the same arithmetic in plain vectorised loops, reads the
-keys and values through their strides (the caches are views), and writes the output with the heads
-already merged (``(B, T, H, Dh)``, returned as its ``(B, H, T, Dh)`` view), so the output projection
-reads it without a copy. What that is worth for a whole search: ``benchmarks/decoding_levers.py``.
+product per pair); ``kernels/few_queries.c`` does the same arithmetic in plain vectorised loops,
+reads the keys and values through their strides (the caches are views), and writes the output
+with the heads already merged (``(B, T, H, Dh)``, returned as its ``(B, H, T, Dh)`` view).
 
-The kernel is compiled on first use with the machine's C compiler (``$CC``, else ``cc``), for this
-processor (``-march=native``), into ``$SELFATTENTION_CACHE`` (default ``~/.cache/selfattention``),
-under a name that hashes the source, the flags and the processor's features; later processes load
-the built file. Without a compiler, when the build fails, or with ``SELFATTENTION_NATIVE=0``,
-:func:`applies` answers False and PyTorch's kernel runs, as everywhere else. It is for inference:
-float32 on the CPU, no dropout, no gradients; the fused and explicit paths of ``core.py`` stay the
-definition (a test holds the kernel to PyTorch's result).
+The C decoding step (``native_step.py``) calls this kernel directly, inside its own library; the
+reference path (``attention/core.py``) never does. This module builds the kernel alone and calls
+it from Python, so that tests hold it to PyTorch's result and benchmarks can put it in PyTorch's
+step. It is built as ``build.py`` builds every kernel; without a compiler, when the build fails,
+or with ``SELFATTENTION_NATIVE=0``, :func:`applies` answers False. It is for inference: float32
+on the CPU, no dropout, no gradients.
 """
 
 from __future__ import annotations
@@ -30,14 +28,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from selfattention import native
-from selfattention.native import CACHE, SWITCH, cache_dir
+from selfattention.engine import build as builder
+from selfattention.engine import switched_off
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("few_queries.c")
+SOURCE = builder.KERNELS / "few_queries.c"
 MAX_QUERIES = 16  # more query rows than this are a matrix product, where PyTorch's kernel is the faster
-FALLBACK = "decoding uses PyTorch's attention kernel"
+FALLBACK = "PyTorch's attention kernel runs instead"
 
 
 class _Strides(ctypes.Structure):
@@ -49,16 +47,16 @@ def _strides(x: Tensor) -> _Strides:
 
 
 def build(directory: Path | None = None) -> Path | None:
-    """Compile ``few_queries.c`` into ``directory`` (default :func:`cache_dir`) unless built already.
+    """Compile ``few_queries.c`` into ``directory`` (default: the kernel cache) unless built already.
 
     Returns the shared library's path, or None (logged) when no compiler is found or the build fails.
     """
-    return native.build("few_queries", [SOURCE], FALLBACK, directory)
+    return builder.build("few_queries", [SOURCE], FALLBACK, directory)
 
 
 @functools.cache
 def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    if native.switched_off():
+    if switched_off():
         return None
     library = build()
     if library is None:
@@ -66,7 +64,7 @@ def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     try:
         function = ctypes.CDLL(str(library)).selfattention_few_queries
     except (OSError, AttributeError) as error:
-        log.warning("could not load %s (%s); decoding uses PyTorch's attention kernel", library, error)
+        log.warning("could not load %s (%s); %s", library, error, FALLBACK)
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     function.argtypes = [pointer, _Strides, pointer, _Strides, pointer, _Strides, pointer, size, size, pointer]
@@ -124,4 +122,4 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tenso
     return out.transpose(1, 2)
 
 
-__all__ = ["CACHE", "MAX_QUERIES", "SWITCH", "applies", "attend", "available", "build", "cache_dir"]
+__all__ = ["MAX_QUERIES", "SOURCE", "applies", "attend", "available", "build"]

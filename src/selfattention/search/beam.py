@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selfattention.decoding.search import SearchLimits
-from selfattention.decoding.steps import start_step
 from selfattention.model import Transformer
+from selfattention.search.limits import SearchLimits
+from selfattention.search.steps import StartStep, torch_step
 
 
 @torch.no_grad()
@@ -32,8 +32,14 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 1.0,
     limits: SearchLimits | None = None,
+    *,
+    start_step: StartStep = torch_step,
 ) -> list[list[int]]:
-    """Token ids of each sentence's best hypothesis (without BOS and EOS)."""
+    """Token ids of each sentence's best hypothesis (without BOS and EOS).
+
+    ``start_step`` gives the decoding steps (default: ``Transformer.decode``'s,
+    :class:`~selfattention.search.steps.TorchStep`).
+    """
     if beam_size < 1:
         raise ValueError(f"beam size must be at least 1, got {beam_size}")
     limits = limits or SearchLimits()
@@ -42,7 +48,7 @@ def beam_search(
     max_lengths = limits.for_sources(src, model.pad_id).repeat_interleave(k)  # (A*K,), A live sentences
     memory = model.encode(src)  # (A, S, D): each sentence's K hypotheses attend to it as K query rows
     steps = int(max_lengths.max())
-    step_logits = start_step(model, memory, model.source_mask(src), batch * k, steps)
+    decode_step = start_step(model, memory, model.source_mask(src), batch * k, steps)
     last = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)  # (A*K, 1) each row's last token
     trail: list[tuple[list[int], list[int]]] = []  # per step: each row's parent row (the step before) and token
     scores = torch.zeros(batch, k, device=device)
@@ -56,7 +62,7 @@ def beam_search(
     first_limit = int(max_lengths.min())  # no row is at its limit before this step
     for step in range(steps):
         alive = len(live)
-        row_scores, row_tokens, eos_scores = step_logits.best_tokens(last, wanted, banned, eos_id)
+        row_scores, row_tokens, eos_scores = decode_step.best_tokens(last, wanted, banned, eos_id)
         at_limit = step + 1 >= max_lengths if step + 1 >= first_limit else None  # (A*K,) only EOS is allowed now
         top_scores, top_beam, top_token = best_candidates(
             scores, row_scores, row_tokens, eos_scores, at_limit, eos_id
@@ -81,12 +87,12 @@ def beam_search(
             sentence_rows = (kept[:, None] * k + offsets).reshape(-1)  # (A'*K,) in the old layout
             max_lengths = max_lengths[sentence_rows]
             first_limit = int(max_lengths.min())
-            step_logits.keep_sources(kept)
+            decode_step.keep_sources(kept)
             live = [live[a] for a in going]
         flat = rows.reshape(-1)  # (A'*K,): which old row each new hypothesis extends
         last = next_tokens.reshape(-1, 1)
         trail.append((flat.tolist(), last.reshape(-1).tolist()))
-        step_logits.keep_targets(flat)
+        decode_step.keep_targets(flat)
     results = []
     for b in range(batch):
         if not finished[b]:  # the limit forces EOS, so this only happens with no finite score

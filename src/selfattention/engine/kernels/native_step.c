@@ -37,7 +37,7 @@
 #define HAVE_VNNI 1
 #endif
 
-#include "../attention/lanes.h"
+#include "lanes.h"
 
 #define NR 32 /* output columns per panel: two vecs */
 #define MR 8  /* rows per micro-kernel call */

@@ -5,6 +5,8 @@ glibc's allocator returns large blocks to the system as soon as they are freed (
 tensors every step pays for fresh, zeroed pages each time. Raising the mmap and trim thresholds
 keeps those blocks in the heap for reuse: on the 2-core benchmark machine the training step ran
 about 1.2 times faster (BENCHMARKS.md). Preloading tcmalloc or jemalloc has the same effect.
+The command line raises them as it starts, unless the engine is switched off
+(``SELFATTENTION_NATIVE=0``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import ctypes.util
 import logging
 import sys
 
+from selfattention.engine import switched_off
+
 log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
@@ -21,11 +25,11 @@ _tuned = False
 
 
 def tune_allocator() -> bool:
-    """Keep freed large blocks for reuse (glibc on Linux only); True when the setting took effect."""
+    """Keep freed large blocks for reuse (glibc on Linux only, the engine on); True when the setting took effect."""
     global _tuned
     if _tuned:
         return True
-    if not sys.platform.startswith("linux"):
+    if switched_off() or not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")
     try:

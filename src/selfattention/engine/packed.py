@@ -10,28 +10,23 @@ own blocked layout at load time, so that each decoding step's products run at on
 The swap is for inference only: a :class:`PackedLinear` keeps the original ``weight`` and ``bias``
 (shared, not copied; inspection reads them), and falls back to ``F.linear`` whenever gradients are
 wanted, the input is not float32 on the CPU, or the packed copy no longer matches the weight's
-version (someone changed the weight after packing). ``SELFATTENTION_ONEDNN=0`` in the environment
-turns packing off.
+version (someone changed the weight after packing). The engine's switch,
+``SELFATTENTION_NATIVE=0``, turns packing off.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selfattention.onednn_linear import onednn_available
+from selfattention.engine.onednn_linear import onednn_available
 
 BATCH_HINT = 32  # the row count oneDNN lays the weight out for; measured best from 1 to 1,088 rows
-SWITCH = "SELFATTENTION_ONEDNN"
 
 
 def onednn_wanted() -> bool:
-    """Whether oneDNN float32 products are available here and not turned off by ``SELFATTENTION_ONEDNN=0``."""
-    if os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
+    """Whether oneDNN float32 products are available here and the engine is on (not ``SELFATTENTION_NATIVE=0``)."""
     return onednn_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of greedy and beam search: the source side and the length limit.
+"""The length limit that greedy and beam search share.
 
 Shapes: B sentences, K beams, S source length, D model width, V vocabulary.
 """

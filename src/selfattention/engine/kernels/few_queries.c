@@ -8,9 +8,9 @@
  * instead of row b: beam search's hypotheses read their history from the rows their parents wrote,
  * so that keeping a hypothesis moves no cache row.
  *
- * Built and loaded by few_queries.py with GCC or Clang (their vector extensions: a `vec` is
- * LANES floats, one AVX-512 register where the processor has them). Nothing here runs on more than
- * one thread.
+ * Linked into native_step.c's library (the C decoding step calls it), and built alone by
+ * few_queries.py for tests; GCC or Clang (their vector extensions: a `vec` is LANES floats, one
+ * AVX-512 register where the processor has them). Nothing here runs on more than one thread.
  */
 #include <math.h>
 #include <stdint.h>

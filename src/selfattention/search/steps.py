@@ -4,12 +4,15 @@ Greedy and beam search drive a step the same way, whichever computes it: ``step(
 the logits ``(A, V)`` after each live row's last token ``(A, 1)``; ``keep_sources(index)`` keeps
 the sentences still searching (their sources and cross-attention keys and values);
 ``keep_targets(index)`` makes row i of the self-attention caches the old row ``index[i]``.
-``best_tokens(tokens, k, banned, eos_id)`` is a step that gives, instead of the logits, each row's
-k most likely next tokens and their log-probabilities (beam search needs no more of them).
+A step also gives, instead of the logits, what each search takes from them:
+``best_token(tokens, banned)`` each row's most likely next token (greedy search), and
+``best_tokens(tokens, k, banned, eos_id)`` each row's k most likely next tokens and their
+log-probabilities (beam search).
 
 :class:`TorchStep` is ``Transformer.decode`` with its :class:`~selfattention.model.DecoderState`,
-the definition. :func:`start_step` gives the C step of ``native_step.py`` where it applies (float32
-on the CPU, a compiler here), else a :class:`TorchStep`.
+the definition, and what a search runs unless it is given another way to start its steps
+(:class:`StartStep`). The engine's C step (:mod:`selfattention.engine.native_step`) is such
+another way: :class:`~selfattention.decoding.Translator` chooses it where it applies.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from selfattention.decoding import native_step
-from selfattention.decoding.top_k import top_k
 from selfattention.model import Transformer
 
 
 class Step(Protocol):
     def __call__(self, tokens: Tensor) -> Tensor: ...
+
+    def best_token(self, tokens: Tensor, banned: Sequence[int]) -> Tensor: ...
 
     def best_tokens(
         self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int
@@ -35,6 +38,14 @@ class Step(Protocol):
     def keep_sources(self, index: Tensor) -> None: ...
 
     def keep_targets(self, index: Tensor) -> None: ...
+
+
+class StartStep(Protocol):
+    """The steps of one search over ``memory`` ``(B, S, D)``: ``rows`` rows (a multiple of B), up to ``steps``."""
+
+    def __call__(
+        self, model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int
+    ) -> Step: ...
 
 
 class TorchStep:
@@ -46,6 +57,12 @@ class TorchStep:
 
     def __call__(self, tokens: Tensor) -> Tensor:
         return self.model.decode(tokens, self.memory, self.memory_mask, state=self.state)[:, -1]
+
+    def best_token(self, tokens: Tensor, banned: Sequence[int]) -> Tensor:
+        """Each live row's most likely next token ``(A,)``, never one of ``banned`` (the lower id on a tie)."""
+        logits = self(tokens)
+        logits[:, list(banned)] = -torch.inf
+        return logits.argmax(dim=-1)
 
     def best_tokens(self, tokens: Tensor, k: int, banned: Sequence[int], eos_id: int) -> tuple[Tensor, Tensor, Tensor]:
         return best_tokens(self(tokens), k, banned, eos_id)
@@ -68,14 +85,13 @@ def best_tokens(logits: Tensor, k: int, banned: Sequence[int], eos_id: int) -> t
     """
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     log_probs[:, list(banned)] = -torch.inf
-    values, indices = top_k(log_probs, k)
+    values, indices = log_probs.topk(k, dim=-1)
     return values, indices, log_probs[:, eos_id]
 
 
-def start_step(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> Step:
-    """The steps of one search over ``memory`` ``(B, S, D)``: ``rows`` rows (a multiple of B), up to ``steps``."""
-    native = native_step.start(model, memory, memory_mask, rows, steps)
-    return native if native is not None else TorchStep(model, memory, memory_mask)
+def torch_step(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> Step:
+    """A :class:`TorchStep` (a :class:`StartStep`; its cache grows as it goes, so ``rows`` and ``steps`` are not needed)."""
+    return TorchStep(model, memory, memory_mask)
 
 
-__all__ = ["Step", "TorchStep", "best_tokens", "start_step"]
+__all__ = ["StartStep", "Step", "TorchStep", "best_tokens", "torch_step"]

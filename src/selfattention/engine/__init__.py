@@ -1,0 +1,39 @@
+"""The CPU engine: the fast ways to run the model, beside the reference path and never inside it.
+
+``attention/``, ``layers.py`` and ``model.py`` are the definition and import nothing from here.
+The engine is chosen at two seams: where a :class:`~selfattention.decoding.Translator` picks its
+decoding step (:mod:`~selfattention.engine.native_step`, its weights packed by
+:mod:`~selfattention.engine.packed`), and where the trainer picks its linear layers
+(:mod:`~selfattention.engine.onednn_linear`). Parity tests hold each piece to the reference.
+
+- ``build.py``: compiling the C kernels in ``kernels/`` for this processor, and keeping them;
+- ``kernels/``: the C sources (``native_step.c``, the decoding step; ``few_queries.c``, its
+  attention; ``lanes.h``, the vectors they share);
+- ``native_step.py``: the decoding step in C, float32 and int8; ``few_queries.py``: its attention
+  kernel, called from Python (tests and benchmarks);
+- ``top_k.py``: each row's k largest values through the chunks' maxima (greedy's next token);
+- ``packed.py``: Linear weights laid out once for oneDNN at load; ``quantize.py``: int8;
+- ``onednn_linear.py``: training's linear layers on oneDNN;
+- ``workers.py``: batches decoded in forked one-thread processes;
+- ``allocator.py``: glibc's allocator thresholds raised for the whole process.
+
+One switch turns the engine off: ``SELFATTENTION_NATIVE=0`` (or false, no, off) in the
+environment. Then no kernel is built or loaded, no weight is packed, training's linear layers are
+PyTorch's and the allocator is left alone: everything runs through the reference modules. What a
+caller asks for by name still happens: ``precision="int8"`` quantises (through PyTorch's layers)
+and ``--workers N`` forks.
+"""
+
+from __future__ import annotations
+
+import os
+
+SWITCH = "SELFATTENTION_NATIVE"
+
+
+def switched_off() -> bool:
+    """Whether ``SELFATTENTION_NATIVE=0`` (or false, no, off) turns the engine off (read at each call)."""
+    return os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+__all__ = ["SWITCH", "switched_off"]
