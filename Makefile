@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
+# pip install builds the engine's C kernels (setup.py): install again when they change.
+BUILT_AT_INSTALL := pyproject.toml setup.py src/selfattention/engine/variants.py \
+	$(wildcard src/selfattention/engine/kernels/*.c src/selfattention/engine/kernels/*.h)
 
 .PHONY: demo test lint typecheck unit clean notebook
 
@@ -11,13 +14,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python $(BUILT_AT_INSTALL)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 # The browser test drives Debian's chromium (Playwright's own download does not work everywhere):
 # install it when missing and possible, and never fail here; without it that test skips.
-$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+$(VENV)/.installed-dev: $(BIN)/python $(BUILT_AT_INSTALL)
 	$(BIN)/pip install --quiet -e '.[test,dev,web,hf,ct2]'
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && apt-get install -y -qq chromium) \
@@ -45,7 +48,7 @@ unit: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache src/selfattention/engine/kernels/*.so
 
 ## notebook: docs/walkthrough.ipynb from docs/walkthrough.py (the .py is the source of truth)
 notebook: $(VENV)/.installed-dev

@@ -2,8 +2,8 @@
 
     python benchmarks/compare_revisions.py REVISION [--rounds 3] [--searches int8:4 float32:4 int8:1]
 
-REVISION (anything ``git worktree add`` takes) is checked out into a temporary directory; each
-round then runs, for every search ``precision:beam``, one process on that revision's sources and
+REVISION (anything ``git worktree add`` takes) is checked out into a temporary directory (its C
+kernels built there, for a revision that builds them at install: ``setup.py``); each round then runs, for every search ``precision:beam``, one process on that revision's sources and
 one on this checkout's (``PYTHONPATH`` chooses, the same virtual environment and model, the two
 taking turns first), each translating the Multi30k test sources (sorted by length, batch 32, one
 thread) once to warm up and three times timed. A row is each side's median round, their ratio,
@@ -90,6 +90,8 @@ def main() -> None:
             ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(old), args.revision], check=True
         )
         try:
+            if (old / "setup.py").is_file():  # a revision whose kernels are built at install: build them in place
+                subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=old, check=True)
             runs: dict[tuple[str, int, str], list[dict[str, float | str]]] = {}
             for round_ in range(args.rounds):
                 for precision, beam in searches:

@@ -60,7 +60,7 @@ from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.engine import few_queries, native_step
 from selfattention.engine.allocator import tune_allocator
-from selfattention.engine.packed import BATCH_HINT
+from selfattention.engine.packed import BATCH_HINT, pack_linears
 from selfattention.engine.top_k import top_k
 
 Lever = Callable[[Translator], contextlib.AbstractContextManager[None]]
@@ -329,6 +329,7 @@ def main() -> None:
     tune_allocator()
     torch.set_num_threads(1)
     translator = Translator.load(resolve_model(None))
+    pack_linears(translator.model)  # the decoder's too (the load leaves them to the C step): the PyTorch step's levers
     sources = [s for s, _ in load_corpus("multi30k", "test", None)][: args.sentences]
     ids = sorted((translator.tokenizer.encode(s) for s in sources), key=len)
     batches = [ids[start : start + 32] for start in range(0, len(ids), 32)]

@@ -63,6 +63,7 @@ from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.engine import native_step
 from selfattention.engine.allocator import tune_allocator
+from selfattention.engine.packed import pack_linears
 from selfattention.evaluation import score
 from selfattention.interop import export_ct2, export_marian
 
@@ -212,6 +213,7 @@ def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Names
     f32 = Translator.load(directory)
     if name.endswith("PyTorch step"):  # the C step out, the rest of the engine in
         native_step.start = lambda *args: None
+        pack_linears(f32.model)  # the decoder's layers too: the load leaves them to the C step
     if name.startswith("ours"):
         translator = f32 if "int8" not in name else Translator.load(directory, precision="int8")
         if not name.endswith("1 process"):  # one sentence at a time (batch 1) never leaves this process

@@ -8,7 +8,7 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.decoding.translator import start_step
-from selfattention.engine import SWITCH, allocator, few_queries, native_step, switched_off
+from selfattention.engine import SWITCH, allocator, few_queries, library, native_step, switched_off
 from selfattention.engine.onednn_linear import onednn_available
 from selfattention.engine.packed import PackedLinear, onednn_wanted
 from selfattention.search import TorchStep
@@ -22,6 +22,7 @@ def test_every_part_of_the_engine_stands_aside(value: str, monkeypatch: pytest.M
     monkeypatch.setattr(allocator, "_tuned", False)  # as in a fresh process
     assert switched_off()
     assert not native_step.available() and not few_queries.available()
+    assert f"{SWITCH}=0" in str(library.why_not())
     assert not onednn_available() and not onednn_wanted()  # no packing, training's linears are F.linear
     assert not allocator.tune_allocator()
     translator = Translator.load(resolve_model(None))
@@ -46,5 +47,5 @@ def test_the_bundled_float32_translations_are_the_same_with_the_engine_off(monke
     configs = [DecodingConfig(beam_size=beam) for beam in (1, 4)]
     engine = [Translator.load(resolve_model(None)).translate(texts, config) for config in configs]
     monkeypatch.setenv(SWITCH, "0")
-    native_step._library.cache_clear()
+    library.forget()
     assert [Translator.load(resolve_model(None)).translate(texts, config) for config in configs] == engine

@@ -1,18 +1,14 @@
-"""The engine's C kernel for a decoding step's attention: PyTorch's result, its limits, and its build."""
+"""The engine's C kernel for a decoding step's attention: PyTorch's result and its limits."""
 
 from __future__ import annotations
-
-import logging
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import HAS_COMPILER, needs_compiler
+from conftest import needs_kernels
 from selfattention.attention import scaled_dot_product_attention
 from selfattention.engine import SWITCH, few_queries
-from selfattention.engine import build as builder
 
 pytestmark = pytest.mark.usefixtures("fresh_engine")
 
@@ -28,12 +24,12 @@ def operands(
     return q, k, v
 
 
-@needs_compiler
-def test_the_kernel_builds_and_loads_where_there_is_a_compiler() -> None:
+@needs_kernels
+def test_the_kernel_loads_where_the_engine_library_is_built() -> None:
     assert few_queries.available()
 
 
-@needs_compiler
+@needs_kernels
 @pytest.mark.parametrize(
     ("batch", "heads", "queries", "keys", "width"),
     [
@@ -68,7 +64,7 @@ def test_the_kernel_computes_pytorchs_attention(
     assert got.transpose(1, 2).is_contiguous()  # the heads come out merged: (B, T, H, Dh)
 
 
-@needs_compiler
+@needs_kernels
 def test_a_query_that_may_attend_to_nothing_gets_zeros_as_on_the_other_paths() -> None:
     q, k, v = operands(3, 2, 1, 5)
     mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
@@ -80,7 +76,7 @@ def test_a_query_that_may_attend_to_nothing_gets_zeros_as_on_the_other_paths() -
     torch.testing.assert_close(got[[0, 2]], fused[[0, 2]], rtol=1e-5, atol=1e-5)
 
 
-@needs_compiler
+@needs_kernels
 @pytest.mark.parametrize("mask", [None, "padding"])
 def test_the_reference_attention_runs_pytorchs_kernel_for_a_decoding_step_too(mask: str | None) -> None:
     """``attention/core.py`` is the recipe and PyTorch's fused kernel: the engine's kernel is the C step's alone."""
@@ -92,7 +88,7 @@ def test_the_reference_attention_runs_pytorchs_kernel_for_a_decoding_step_too(ma
     assert torch.equal(output, F.scaled_dot_product_attention(q, k, v, attn_mask=keys))
 
 
-@needs_compiler
+@needs_kernels
 def test_what_the_kernel_does_not_take_is_left_to_pytorch() -> None:
     q, k, v = operands(2, 2, 1, 6)
     assert not few_queries.applies(q, k, v, None, 0.1)  # dropout
@@ -116,30 +112,7 @@ def test_the_switch_turns_the_kernel_off(monkeypatch: pytest.MonkeyPatch) -> Non
     assert not few_queries.applies(q, k, v, None, 0.0)
 
 
-def test_without_a_working_compiler_the_kernel_is_not_available_and_the_log_says_why(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv(builder.CACHE, str(tmp_path / "cache"))
-    with caplog.at_level(logging.WARNING, logger=builder.__name__):
-        assert few_queries.build() is None
-        assert not few_queries.available()
-    assert "could not build few_queries" in caplog.text and "PyTorch's attention kernel" in caplog.text
-    q, k, v = operands(2, 2, 1, 6)
-    assert not few_queries.applies(q, k, v, None, 0.0)
-
-
-@needs_compiler
-def test_a_build_is_kept_and_reused(tmp_path: Path) -> None:
-    first = few_queries.build(tmp_path)
-    assert first is not None and first.parent == tmp_path and first.suffix == ".so"
-    built_at = first.stat().st_mtime_ns
-    assert few_queries.build(tmp_path) == first
-    assert first.stat().st_mtime_ns == built_at
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no build scratch left behind
-
-
-@needs_compiler
+@needs_kernels
 def test_scores_far_apart_give_a_softmax_without_overflow() -> None:
     """Scores hundreds apart: the exponentials of the largest minus each stay finite (one weight near 1)."""
     q, k, v = operands(4, 2, 2, 40)
@@ -148,29 +121,3 @@ def test_scores_far_apart_give_a_softmax_without_overflow() -> None:
     reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=1e-5)
-
-
-def test_a_change_to_an_included_header_is_a_new_build(tmp_path: Path) -> None:
-    """The build's name hashes the headers a source includes, so an edited header is never a stale library."""
-    (tmp_path / "shared.h").write_text("#define VALUE 1\n")
-    source = tmp_path / "kernel.c"
-    source.write_text('#include "shared.h"\nint value(void) { return VALUE; }\n')
-    texts = builder._texts(source)
-    assert texts == [source.read_bytes(), b"#define VALUE 1\n"]
-    (tmp_path / "shared.h").write_text("#define VALUE 2\n")
-    assert builder._texts(source)[1] == b"#define VALUE 2\n"
-    if HAS_COMPILER:
-        built = [builder.build("kernel", [source], "none", tmp_path / "out")]
-        (tmp_path / "shared.h").write_text("#define VALUE 3\n")
-        built.append(builder.build("kernel", [source], "none", tmp_path / "out"))
-        assert built[0] is not None and built[1] is not None and built[0] != built[1]
-
-
-def test_the_kernels_and_their_header_sit_together_in_the_engine() -> None:
-    """Both C sources include ``lanes.h`` beside them, and each build's name hashes it."""
-    from selfattention.engine import native_step
-
-    header = (builder.KERNELS / "lanes.h").read_bytes()
-    for source in (few_queries.SOURCE, native_step.SOURCE):
-        assert source.parent == builder.KERNELS and source.is_file()
-        assert header in builder._texts(source)

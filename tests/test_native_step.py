@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import platform
+from pathlib import Path
+
 import pytest
 import torch
 
-from conftest import needs_compiler
+from conftest import needs_kernels
 from selfattention.config import ModelConfig
 from selfattention.decoding import DecodingConfig, Translator, beam_search, greedy_search
 from selfattention.decoding.translator import start_step
-from selfattention.engine import SWITCH, native_step
-from selfattention.engine import build as builder
+from selfattention.engine import SWITCH, decoder_settings, library, native_step
 from selfattention.engine.packed import pack_linears
 from selfattention.engine.quantize import with_precision
+from selfattention.engine.variants import variants_for
 from selfattention.model import Transformer, build_model
 from selfattention.search import TorchStep
 
-pytestmark = [needs_compiler, pytest.mark.usefixtures("fresh_engine")]
+pytestmark = [needs_kernels, pytest.mark.usefixtures("fresh_engine")]
 
 
 def model_of(seed: int = 0, **changes: object) -> Transformer:
@@ -106,7 +110,7 @@ def test_the_bundled_model_translates_the_same_through_either_step(monkeypatch: 
         "A little girl in a pink dress is climbing the stairs of a wooden house.",
     ]
     translator = Translator.load(resolve_model(None))
-    assert native_step.decoder_for(translator.model) is not None  # oneDNN-packed layers are read too
+    assert native_step.decoder_for(translator.model) is not None
     outputs = {beam: translator.translate(texts, DecodingConfig(beam_size=beam)) for beam in (1, 4)}
     monkeypatch.setattr(native_step, "start", lambda *args: None)
     assert {beam: translator.translate(texts, DecodingConfig(beam_size=beam)) for beam in (1, 4)} == outputs
@@ -159,7 +163,7 @@ def test_it_stands_aside_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch
     model.eval()
     assert native_step.start(model, memory.double(), mask, 4, 5) is None
     monkeypatch.setenv(SWITCH, "0")
-    native_step._library.cache_clear()
+    library.forget()
     assert not native_step.available()
     assert native_step.start(model, memory, mask, 4, 5) is None
     assert isinstance(start_step(model, memory, mask, 4, 5), TorchStep)
@@ -201,20 +205,39 @@ def test_int8_products_are_exact_integer_sums_and_float32_ones_match_pytorch(sha
     torch.testing.assert_close(decoder.linear(x, decoder.pack(float32), n), x @ weight.T, atol=1e-5, rtol=1e-5)
 
 
-def test_int8_products_are_the_same_without_the_processors_int8_instructions() -> None:
+def runnable_variants() -> list[library.Library]:
+    """Every build of the kernels this processor runs (the best, the generic one, and those between)."""
+    variants = [library.load(variant.name) for variant in variants_for(platform.machine())]
+    return [variant for variant in variants if variant is not None]
+
+
+def test_int8_products_are_the_same_in_every_build_the_processor_runs() -> None:
+    """Exact integer sums: VNNI's vpdpbusd where the build has it, plain C elsewhere, the same numbers."""
     model = model_of()
-    library, plain = native_step._library(), native_step._library(("-mno-avx512vnni",))
-    assert library is not None and plain is not None  # with VNNI where the processor has it, and plain C
+    builds = runnable_variants()
+    assert builds[-1].variant.name == "generic" and len(builds) >= 1
     generator = torch.Generator().manual_seed(5)
     x = torch.randn(11, 70, generator=generator)
     int8 = native_step.Weights(
         torch.randint(-128, 128, (70, 70), dtype=torch.int8, generator=generator), torch.rand(70) / 10, None
     )
     results = []
-    for built in (library, plain):
-        decoder = native_step.NativeDecoder(model, built)
+    for built in builds:
+        decoder = native_step.NativeDecoder(model, built.cdll)
         results.append(decoder.linear(x, decoder.pack(int8), 70))
-    assert torch.equal(results[0], results[1])
+    assert all(torch.equal(result, results[0]) for result in results)
+
+
+def test_every_build_the_processor_runs_gives_transformer_decodes_logits() -> None:
+    model = model_of(2, norm="pre", activation="gelu")
+    src = sources()
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        tokens = torch.arange(4)[:, None] + 3
+        expected = TorchStep(model, memory, mask)(tokens)
+        for built in runnable_variants():
+            step = native_step.NativeStep(native_step.NativeDecoder(model, built.cdll), memory, mask, 4, 3)
+            torch.testing.assert_close(step(tokens), expected, atol=2e-5, rtol=1e-5, msg=built.variant.name)
 
 
 def test_an_int8_models_steps_match_its_layers_computed_in_pytorch() -> None:
@@ -353,23 +376,78 @@ def test_an_empty_batch_has_no_native_step() -> None:
     assert native_step.start(model, memory, None, 0, 3) is None
 
 
-def test_without_a_working_compiler_the_pytorch_step_runs_and_the_log_says_why(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object, caplog: pytest.LogCaptureFixture
+def test_without_the_library_the_pytorch_step_runs_and_one_warning_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import logging
-    from pathlib import Path
-
-    scratch = Path(str(tmp_path))
-    monkeypatch.setenv("CC", str(scratch / "no-such-compiler"))
-    monkeypatch.setenv(builder.CACHE, str(scratch / "cache"))
+    monkeypatch.setattr(library, "DIRECTORY", tmp_path)  # no library built there
     model = model_of()
     src = sources()
-    with caplog.at_level(logging.WARNING, logger=builder.__name__):
-        assert native_step.build() is None
+    with caplog.at_level(logging.WARNING, logger=library.__name__):
         assert not native_step.available()
-        step = start_step(model, model.encode(src).detach(), model.source_mask(src), 4, 3)
-    assert isinstance(step, TorchStep)
-    assert "could not build native_step" in caplog.text and "decoding steps run through PyTorch" in caplog.text
+        for _ in range(2):
+            step = start_step(model, model.encode(src).detach(), model.source_mask(src), 4, 3)
+            assert isinstance(step, TorchStep)
+    assert len(caplog.records) == 1  # once per process, not per search
+    assert "the C kernels are not built" in caplog.text and "decoding runs through PyTorch" in caplog.text
+    assert "not built" in str(library.why_not())
+
+
+SETTINGS_THAT_DIFFER = {
+    "activation": lambda layer: setattr(layer.feed_forward, "activation", torch.nn.functional.gelu),
+    "LayerNorm epsilon": lambda layer: [setattr(norm, "eps", 1e-3) for norm in (
+        layer.self_attn_norm, layer.cross_attn_norm, layer.feed_forward_norm)],
+    "norm placement": lambda layer: setattr(layer, "norm_first", True),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS_THAT_DIFFER))
+def test_a_second_decoder_layer_that_differs_runs_the_reference_step(
+    setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The C step takes one activation, epsilon and norm placement for all layers: every layer is checked."""
+    model = model_of(4, decoder_layers=3)
+    SETTINGS_THAT_DIFFER[setting](model.decoder.layers[1])
+    src = sources(6, 9, seed=4)
+    reason = decoder_settings.settings(model)
+    assert isinstance(reason, str) and reason.startswith(f"decoder layer 1's {setting} (")
+    with caplog.at_level(logging.WARNING, logger=native_step.__name__):
+        memory, mask = model.encode(src).detach(), model.source_mask(src)
+        assert native_step.start(model, memory, mask, 6, 5) is None
+        assert isinstance(start_step(model, memory, mask, 6, 5), TorchStep)
+        searched = (
+            greedy_search(model, src, 1, 2, start_step=start_step),
+            beam_search(model, src, 1, 2, beam_size=3, start_step=start_step),
+        )
+    assert (greedy_search(model, src, 1, 2), beam_search(model, src, 1, 2, beam_size=3)) == searched
+    assert len(caplog.records) == 1 and reason in caplog.text  # once per model
+    SETTINGS_THAT_DIFFER[setting](model.decoder.layers[0])  # every layer alike again (but the third)
+    SETTINGS_THAT_DIFFER[setting](model.decoder.layers[2])
+    assert isinstance(decoder_settings.settings(model), decoder_settings.Settings)
+    assert native_step.start(model, memory, mask, 6, 5) is not None
+
+
+def test_a_final_norm_whose_epsilon_differs_runs_the_reference_step() -> None:
+    model = model_of(norm="pre")
+    assert model.decoder.final_norm is not None
+    model.decoder.final_norm.eps = 1e-3
+    assert "final LayerNorm's epsilon" in str(decoder_settings.settings(model))
+    src = sources()
+    assert native_step.start(model, model.encode(src).detach(), model.source_mask(src), 4, 5) is None
+
+
+def test_a_change_of_a_layers_setting_after_packing_is_a_new_packing() -> None:
+    model = model_of()
+    first = native_step.decoder_for(model)
+    for layer in model.decoder.layers:
+        layer.feed_forward.activation = torch.nn.functional.silu
+    second = native_step.decoder_for(model)
+    assert first is not None and second is not None and second is not first
+    src = sources()
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        tokens = torch.full((4, 1), 5)
+        ours = native_step.start(model, memory, mask, 4, 3)(tokens)  # type: ignore[misc]
+        torch.testing.assert_close(ours, TorchStep(model, memory, mask)(tokens), atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(128, 8000), (5, 53), (3, 21)])

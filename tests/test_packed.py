@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from torch import nn
 
 from selfattention import ModelConfig, build_model
 from selfattention.decoding import DecodingConfig, Translator
-from selfattention.engine import SWITCH
+from selfattention.engine import SWITCH, library, native_step
 from selfattention.engine.packed import PackedLinear, onednn_wanted, pack_linears
 
 needs_onednn = pytest.mark.skipif(not onednn_wanted(), reason="this PyTorch build has no oneDNN linear kernels")
@@ -123,6 +125,27 @@ def test_bundled_translations_are_the_same_packed_or_not() -> None:
     for beam in (1, 4):
         config = DecodingConfig(beam_size=beam)
         assert packed.translate(texts, config) == plain.translate(texts, config)
+
+
+@needs_onednn
+@pytest.mark.usefixtures("fresh_engine")
+def test_the_load_packs_for_onednn_only_what_the_c_step_does_not_compute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The decoder's weights are packed once: for the C step (at the first search), not for oneDNN too."""
+    model = Translator.load(_bundled()).model
+    computed = native_step.computed_linears(model)
+    if not computed:
+        pytest.skip("the C decoding step does not run here")
+    assert len(computed) == 1 + 8 * len(model.decoder.layers)  # the output projection, 8 per layer
+    assert all(type(m) is nn.Linear for m in computed)
+    others = [m for m in model.modules() if isinstance(m, (nn.Linear, PackedLinear)) and m not in computed]
+    assert others and all(isinstance(m, PackedLinear) for m in others)  # the encoder, the source's keys and values
+    assert all(isinstance(layer.cross_attn.k_proj, PackedLinear) for layer in model.decoder.layers)
+    monkeypatch.setattr(library, "DIRECTORY", tmp_path)  # no C library: PyTorch's step, on oneDNN throughout
+    library.forget()
+    model = Translator.load(_bundled()).model
+    assert not any(type(m) is nn.Linear for m in model.modules())
 
 
 def _bundled() -> str:

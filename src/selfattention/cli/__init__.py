@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from selfattention.cli import attention, context, evaluate, explain, heads, interop, serve, train, translate
+from selfattention.cli import attention, context, doctor, evaluate, explain, heads, interop, serve, train, translate
 from selfattention.cli.common import CommandError
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
@@ -15,7 +15,7 @@ from selfattention.decoding import InputError
 from selfattention.engine.allocator import tune_allocator
 from selfattention.model_io import ModelFileError
 
-COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop)
+COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, run and see an English-to-French Transformer, one attention step at a time.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv for debug)")
+    parser.add_argument(
+        "--version", action=doctor.VersionAction, help="print the version and which engine runs here, then exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)

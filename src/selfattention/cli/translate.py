@@ -10,6 +10,8 @@ import torch
 from selfattention.cli.common import read_stdin_lines, resolve_model
 from selfattention.decoding import PRECISIONS, DecodingConfig, Translator
 
+DEFAULT_WORKERS = 1  # one process, with PyTorch's threads
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -46,7 +48,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=DEFAULT_WORKERS,
         metavar="N",
         help=(
             "decode batches in N forked processes of one thread each (CPU, Linux; default 1: one process "

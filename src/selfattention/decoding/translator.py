@@ -2,9 +2,11 @@
 
 This is where the engine is chosen for translation (:func:`start_step`): the C decoding step of
 :mod:`selfattention.engine.native_step` where it applies, else ``Transformer.decode``. Loading
-also lays float32 weights out for oneDNN (:func:`~selfattention.engine.packed.pack_linears`) and
-quantises for int8; :meth:`Translator.start_workers` forks decoding processes. With the engine
-switched off (``SELFATTENTION_NATIVE=0``) the search runs ``Transformer.decode`` on unpacked weights.
+also lays float32 weights out for oneDNN (:func:`~selfattention.engine.packed.pack_linears`), all
+but those the C step packs for itself, and quantises for int8; :meth:`Translator.start_workers`
+forks decoding processes. With the engine switched off (``SELFATTENTION_NATIVE=0``) the search
+runs ``Transformer.decode`` on unpacked weights. One translator may translate for several threads
+at once (a web server's clients): each search keeps its own state.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def special_ids(model: Transformer) -> tuple[int, int, int]:
 
 def start_step(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: int, steps: int) -> Step:
     """The steps of one search: the engine's C step where it applies (float32 or int8 on the CPU,
-    a compiler, the engine on), else ``Transformer.decode``'s (:class:`~selfattention.search.TorchStep`)."""
+    its library loaded, the engine on), else ``Transformer.decode``'s (:class:`~selfattention.search.TorchStep`)."""
     native = native_step.start(model, memory, memory_mask, rows, steps)
     return native if native is not None else TorchStep(model, memory, memory_mask)
 
@@ -102,7 +104,8 @@ class Translator:
         ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only). At
         float32 on the CPU, ``onednn`` lays the Linear layers' weights out for oneDNN's faster
         products (:func:`pack_linears`; same results to float32 rounding, and off when the engine
-        is switched off, ``SELFATTENTION_NATIVE=0``).
+        is switched off, ``SELFATTENTION_NATIVE=0``), all but those the C decoding step computes:
+        it packs its own copy of them at the first search.
 
         A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
         its ids would index the wrong embeddings, or none at all.
@@ -120,7 +123,7 @@ class Translator:
             )
         model = with_precision(model, precision)
         if onednn and precision == "float32" and torch.device(device).type == "cpu":
-            pack_linears(model)
+            pack_linears(model, leave=native_step.computed_linears(model))
         return cls(model, tokenizer)
 
     def translate(

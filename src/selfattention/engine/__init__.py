@@ -6,11 +6,15 @@ decoding step (:mod:`~selfattention.engine.native_step`, its weights packed by
 :mod:`~selfattention.engine.packed`), and where the trainer picks its linear layers
 (:mod:`~selfattention.engine.onednn_linear`). Parity tests hold each piece to the reference.
 
-- ``build.py``: compiling the C kernels in ``kernels/`` for this processor, and keeping them;
 - ``kernels/``: the C sources (``native_step.c``, the decoding step; ``few_queries.c``, its
-  attention; ``lanes.h``, the vectors they share);
-- ``native_step.py``: the decoding step in C, float32 and int8; ``few_queries.py``: its attention
-  kernel, called from Python (tests and benchmarks);
+  attention; ``abi.c``, what a loader asks first; ``engine.h``, the structs and prototypes they
+  share; ``lanes.h``, their vectors), and the libraries ``pip install`` builds from them;
+- ``variants.py``: the builds, one per instruction set (AVX-512 with VNNI, AVX-512, AVX2, generic),
+  which ``setup.py`` compiles; ``library.py``: loading the best one this processor runs, checked
+  (ABI version, struct sizes, instruction sets, sources) against its ctypes mirrors;
+- ``native_step.py``: the decoding step in C, float32 and int8; ``decoder_settings.py``: whether
+  it takes a model (every layer checked); ``few_queries.py``: its attention kernel, called from
+  Python (tests and benchmarks);
 - ``top_k.py``: each row's k largest values through the chunks' maxima (greedy's next token);
 - ``packed.py``: Linear weights laid out once for oneDNN at load; ``quantize.py``: int8;
 - ``onednn_linear.py``: training's linear layers on oneDNN;
@@ -18,7 +22,7 @@ decoding step (:mod:`~selfattention.engine.native_step`, its weights packed by
 - ``allocator.py``: glibc's allocator thresholds raised for the whole process.
 
 One switch turns the engine off: ``SELFATTENTION_NATIVE=0`` (or false, no, off) in the
-environment. Then no kernel is built or loaded, no weight is packed, training's linear layers are
+environment. Then no kernel is loaded, no weight is packed, training's linear layers are
 PyTorch's and the allocator is left alone: everything runs through the reference modules. What a
 caller asks for by name still happens: ``precision="int8"`` quantises (through PyTorch's layers)
 and ``--workers N`` forks.

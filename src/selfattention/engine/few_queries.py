@@ -9,72 +9,40 @@ product per pair); ``kernels/few_queries.c`` does the same arithmetic in plain v
 reads the keys and values through their strides (the caches are views), and writes the output
 with the heads already merged (``(B, T, H, Dh)``, returned as its ``(B, H, T, Dh)`` view).
 
-The C decoding step (``native_step.py``) calls this kernel directly, inside its own library; the
-reference path (``attention/core.py``) never does. This module builds the kernel alone and calls
-it from Python, so that tests hold it to PyTorch's result and benchmarks can put it in PyTorch's
-step. It is built as ``build.py`` builds every kernel; without a compiler, when the build fails,
-or with ``SELFATTENTION_NATIVE=0``, :func:`applies` answers False. It is for inference: float32
-on the CPU, no dropout, no gradients.
+The C decoding step (``native_step.py``) calls this kernel directly, inside the engine's one
+library; the reference path (``attention/core.py``) never does. This module calls the same
+library's kernel from Python, so that tests hold it to PyTorch's result and benchmarks can put it
+in PyTorch's step. Without the library (:mod:`~selfattention.engine.library` says why) or with
+``SELFATTENTION_NATIVE=0``, :func:`applies` answers False. It is for inference: float32 on the
+CPU, no dropout, no gradients.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import logging
 import math
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from selfattention.engine import build as builder
-from selfattention.engine import switched_off
+from selfattention.engine import library
+from selfattention.engine.library import Strides
 
-log = logging.getLogger(__name__)
-
-SOURCE = builder.KERNELS / "few_queries.c"
 MAX_QUERIES = 16  # more query rows than this are a matrix product, where PyTorch's kernel is the faster
-FALLBACK = "PyTorch's attention kernel runs instead"
 
 
-class _Strides(ctypes.Structure):
-    _fields_ = [("b", ctypes.c_int64), ("h", ctypes.c_int64), ("t", ctypes.c_int64)]
+def _strides(x: Tensor) -> Strides:
+    return Strides(*x.stride()[:3])
 
 
-def _strides(x: Tensor) -> _Strides:
-    return _Strides(*x.stride()[:3])
-
-
-def build(directory: Path | None = None) -> Path | None:
-    """Compile ``few_queries.c`` into ``directory`` (default: the kernel cache) unless built already.
-
-    Returns the shared library's path, or None (logged) when no compiler is found or the build fails.
-    """
-    return builder.build("few_queries", [SOURCE], FALLBACK, directory)
-
-
-@functools.cache
 def _kernel() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    if switched_off():
-        return None
-    library = build()
-    if library is None:
-        return None
-    try:
-        function = ctypes.CDLL(str(library)).selfattention_few_queries
-    except (OSError, AttributeError) as error:
-        log.warning("could not load %s (%s); %s", library, error, FALLBACK)
-        return None
-    pointer, size = ctypes.c_void_p, ctypes.c_int64
-    function.argtypes = [pointer, _Strides, pointer, _Strides, pointer, _Strides, pointer, size, size, pointer]
-    function.argtypes += [size, size, size, size, size, ctypes.c_float]
-    function.restype = ctypes.c_int
-    return function
+    """``selfattention_few_queries`` of the engine's library, or None without it."""
+    loaded = library.load()
+    return None if loaded is None else loaded.cdll.selfattention_few_queries
 
 
 def available() -> bool:
-    """Whether the kernel is built and loaded here (it is built on the first call)."""
+    """Whether the kernel's library is loaded here (built at install, checked at load)."""
     return _kernel() is not None
 
 
@@ -122,4 +90,4 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tenso
     return out.transpose(1, 2)
 
 
-__all__ = ["MAX_QUERIES", "SOURCE", "applies", "attend", "available", "build"]
+__all__ = ["MAX_QUERIES", "applies", "attend", "available"]

@@ -10,7 +10,7 @@ preallocated tensors written in place, each position of a cache row once: a row'
 table of the cache rows its earlier positions lie in, so that beam search keeping hypotheses
 reorders that table of indices and moves no keys or values. The encoder
 and the search stay in PyTorch. An int8 model's products (``precision="int8"``) take its int8
-weights and scales as they are and sum in integers (AVX-512 VNNI where the processor has it).
+weights and scales as they are and sum in integers (AVX-512 VNNI in the build for processors that have it).
 Beam search asks for each row's best few tokens rather than its logits (:meth:`NativeStep.best_tokens`):
 the log-softmax and the top k are then one pass of C over the logits (:func:`best_tokens`). Greedy
 search asks for each row's best token (:meth:`NativeStep.best_token`), taken through the chunks'
@@ -18,66 +18,40 @@ maxima (``top_k.py``).
 
 :func:`start` gives a :class:`NativeStep` for one search, or None where it does not apply: the
 model training, a weight neither float32 nor int8 on the CPU (a GPU, float64), an activation or a
-module it does not know, no C compiler, or ``SELFATTENTION_NATIVE=0``. The translator then gives
-the search ``Transformer.decode`` (:class:`~selfattention.search.steps.TorchStep`), which stays
-the definition: a test holds this step's logits to it. What it is worth:
-``benchmarks/decoding_levers.py``.
+module it does not know, decoder layers whose settings differ (the C step takes one activation,
+LayerNorm epsilon and norm placement for all), no engine library (:mod:`~selfattention.engine.library`
+says why), or ``SELFATTENTION_NATIVE=0``. The translator then gives the search
+``Transformer.decode`` (:class:`~selfattention.search.steps.TorchStep`), which stays the
+definition: a test holds this step's logits to it. What it is worth: ``benchmarks/decoding_levers.py``.
+
+Searches on one model may run at once (a web server's clients): the packed weights are only read,
+and each :class:`NativeStep` holds its own caches, history and table of positions.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
-from selfattention.engine import build as builder
-from selfattention.engine import few_queries, switched_off
+from selfattention.engine import library
+from selfattention.engine.decoder_settings import ACTIVATIONS, settings
+from selfattention.engine.library import Layer, Model, Weight
 from selfattention.engine.packed import PackedLinear
 from selfattention.engine.top_k import top_k
-from selfattention.layers import DecoderLayer, LearnedPositions, SinusoidalPositions
+from selfattention.layers import DecoderLayer, LearnedPositions
 from selfattention.model import Transformer
 
 log = logging.getLogger(__name__)
 
-SOURCE = builder.KERNELS / "native_step.c"
 FALLBACK = "decoding steps run through PyTorch"
-ACTIVATIONS = {F.relu: 1, F.gelu: 2, F.silu: 3}
-
-_pointer = ctypes.c_void_p
-
-
-class _Weight(ctypes.Structure):
-    """A Linear layer's packed weight: float32 (``scales`` None), or int8 with a scale and a sum per column."""
-
-    _fields_ = [(name, _pointer) for name in ("w", "bias", "scales", "sums")]
-
-
-class _Model(ctypes.Structure):
-    _fields_ = [
-        *((name, ctypes.c_int64) for name in ("d", "heads", "ff", "vocab", "layers")),
-        *((name, ctypes.c_int32) for name in ("norm_first", "activation", "final_norm", "pad_")),
-        ("eps", ctypes.c_float),
-        ("embed_scale", ctypes.c_float),
-        *((name, _pointer) for name in ("embed", "positions", "final_w", "final_b")),
-        ("out", _Weight),
-    ]
-
-
-_LAYER_WEIGHTS = ("qkv", "self_out", "cross_q", "cross_out", "up", "down")
-_LAYER_NORMS = ("norm1_w", "norm1_b", "norm2_w", "norm2_b", "norm3_w", "norm3_b")
-
-
-class _Layer(ctypes.Structure):
-    _fields_ = [*((name, _Weight) for name in _LAYER_WEIGHTS), *((name, _pointer) for name in _LAYER_NORMS)]
 
 
 @dataclass
@@ -104,75 +78,19 @@ class Weights:
         return Weights(torch.cat([self.values, other.values]), scales, bias)
 
 
-def build(directory: Path | None = None, extra: tuple[str, ...] = ()) -> Path | None:
-    """Compile ``native_step.c`` with ``few_queries.c`` into ``directory`` (default: the kernel cache)."""
-    return builder.build("native_step", [SOURCE, few_queries.SOURCE], FALLBACK, directory, extra)
-
-
-@functools.cache
-def _library(extra: tuple[str, ...] = ()) -> ctypes.CDLL | None:
-    """The step's library, built with ``extra`` compiler flags (none: the one every search uses)."""
-    if switched_off():
-        return None
-    path = build(extra=extra)
-    if path is None:
-        return None
-    try:
-        library = ctypes.CDLL(str(path))
-        size, pointer = ctypes.c_int64, ctypes.c_void_p
-        library.selfattention_packed_size.argtypes = [size, size]
-        library.selfattention_packed_size.restype = size
-        library.selfattention_pack.argtypes = [pointer, size, size, pointer]
-        library.selfattention_pack.restype = None
-        library.selfattention_packed_size_int8.argtypes = [size, size]
-        library.selfattention_packed_size_int8.restype = size
-        library.selfattention_pack_int8.argtypes = [pointer, size, size, pointer, pointer]
-        library.selfattention_pack_int8.restype = None
-        library.selfattention_linear.argtypes = [pointer, size, size, ctypes.POINTER(_Weight), size, pointer]
-        library.selfattention_linear.restype = ctypes.c_int
-        library.selfattention_best.argtypes = [
-            pointer,
-            size,
-            size,
-            size,
-            pointer,
-            size,
-            size,
-            pointer,
-            pointer,
-            pointer,
-        ]
-        library.selfattention_best.restype = ctypes.c_int
-        library.selfattention_step.argtypes = [
-            ctypes.POINTER(_Model), ctypes.POINTER(_Layer), pointer, size, size,
-            pointer, size, size, pointer, pointer, size, size, pointer, pointer,
-        ]  # fmt: skip
-        library.selfattention_step.restype = ctypes.c_int
-    except (OSError, AttributeError) as error:
-        log.warning("could not load %s (%s); %s", path, error, FALLBACK)
-        return None
-    return library
+def _library() -> ctypes.CDLL | None:
+    """The engine's library, as :func:`selfattention.engine.library.load` gives it, or None."""
+    loaded = library.load()
+    return None if loaded is None else loaded.cdll
 
 
 def available() -> bool:
-    """Whether the step's library is built and loaded here (it is built on first use)."""
+    """Whether the engine's library is loaded here (built at install, checked at load)."""
     return _library() is not None
 
 
-def _kind(module: nn.Module) -> str | None:
-    """ "float32" or "int8" for a Linear the C step can take, else None; cheap (an int8 weight stays packed)."""
-    if type(module) is QuantizedLinear:
-        return "int8" if module._packed_params.dtype == torch.qint8 else None
-    if type(module) not in (nn.Linear, PackedLinear):
-        return None
-    weight = module.weight
-    if not isinstance(weight, Tensor) or weight.dtype != torch.float32 or weight.device.type != "cpu":
-        return None
-    return "float32"
-
-
 class Unsupported(Exception):
-    """A weight the C step cannot take (an int8 scheme with zero points), found while packing."""
+    """A model the C step cannot take: found by :func:`settings`, or while packing (an int8 scheme with zero points)."""
 
 
 def _weight(module: nn.Module) -> Weights | None:
@@ -208,39 +126,52 @@ def _packable(module: nn.Module) -> Weights:
     return weights
 
 
-def _norm(module: nn.Module, width: int) -> nn.LayerNorm | None:
-    if type(module) is not nn.LayerNorm or tuple(module.normalized_shape) != (width,):
-        return None
-    return module
+def computed_linears(model: Transformer) -> list[nn.Module]:
+    """The Linear layers the C step computes for ``model`` (none where it would not take the model).
+
+    Those are the decoder's but the cross-attention's key and value projections (PyTorch projects
+    the source through them once per search), and the output projection. Their weights are packed
+    once, for native_step.c; packing them for oneDNN as well (:func:`~selfattention.engine.packed.pack_linears`)
+    would only hold a second copy.
+    """
+    if _library() is None or model.training or isinstance(settings(model), str):
+        return []
+    modules: list[nn.Module] = [model.output_proj]
+    for layer in _decoder_layers(model):
+        attn, cross, ff = layer.self_attn, layer.cross_attn, layer.feed_forward
+        modules += [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, cross.q_proj, cross.out_proj]
+        modules += [ff.up_proj, ff.down_proj]
+    return modules
 
 
 class NativeDecoder:
-    """A model's decoder weights laid out for ``native_step.c``; built once per model and weights."""
+    """A model's decoder weights laid out for ``native_step.c``; built once per model and weights, then only read."""
 
-    def __init__(self, model: Transformer, library: ctypes.CDLL) -> None:
-        self.library = library
+    def __init__(self, model: Transformer, cdll: ctypes.CDLL) -> None:
+        found = settings(model)
+        if isinstance(found, str):
+            raise Unsupported(found)
+        self.library = cdll
         self._keep: list[Tensor] = []  # every tensor the C structures point into
         decoder, embed = model.decoder, model.tgt_embed
         layers = _decoder_layers(model)
-        first = layers[0]
-        self.d, self.heads = first.self_attn.d_model, first.self_attn.n_heads
+        self.d, self.heads = embed.token.embedding_dim, found.heads
         self.head_dim = self.d // self.heads
         self.layers = len(layers)
         self.vocab = embed.token.num_embeddings
         self.positions: nn.Module = embed.positions
         self.pad_id = model.pad_id
         out = _packable(model.output_proj)
-        ff = first.feed_forward.up_proj.out_features
         final = decoder.final_norm
-        self.model = _Model(
-            d=self.d, heads=self.heads, ff=ff, vocab=self.vocab, layers=self.layers,
-            norm_first=int(first.norm_first), activation=ACTIVATIONS[first.feed_forward.activation],
-            final_norm=int(final is not None), pad_=0, eps=float(first.self_attn_norm.eps),
-            embed_scale=float(embed.scale), embed=self._hold(embed.token.weight.detach()), positions=None,
+        self.model = Model(
+            d=self.d, heads=self.heads, ff=found.feed_forward_width, vocab=self.vocab, layers=self.layers,
+            norm_first=int(found.norm_placement == "pre-LN"), activation=ACTIVATIONS[layers[0].feed_forward.activation],
+            final_norm=int(final is not None), pad_=0, eps=found.layer_norm_epsilon,
+            embed_scale=float(embed.scale), embed=self._hold(embed.token.weight.detach()),
             final_w=None if final is None else self._hold(final.weight),
             final_b=None if final is None else self._hold(final.bias), out=self.pack(out),
         )  # fmt: skip
-        self.layer_array = (_Layer * self.layers)(*(self._layer(layer) for layer in layers))
+        self.layer_array = (Layer * self.layers)(*(self._layer(layer) for layer in layers))
         self.cross_projections = [(layer.cross_attn.k_proj, layer.cross_attn.v_proj) for layer in layers]
 
     def _hold(self, tensor: Tensor | None) -> int | None:
@@ -250,7 +181,7 @@ class NativeDecoder:
         self._keep.append(tensor)
         return tensor.data_ptr()
 
-    def pack(self, weights: Weights) -> _Weight:
+    def pack(self, weights: Weights) -> Weight:
         """``weights`` laid out for ``native_step.c`` (kept alive with this decoder)."""
         rows, columns = weights.values.shape
         values = weights.values.detach().contiguous()
@@ -263,23 +194,23 @@ class NativeDecoder:
             sums = torch.empty(rows, dtype=torch.int32)
             self.library.selfattention_pack_int8(values.data_ptr(), rows, columns, packed.data_ptr(), sums.data_ptr())
         self._keep += [packed] if sums is None else [packed, sums]
-        return _Weight(
+        return Weight(
             packed.data_ptr(), self._hold(weights.bias), self._hold(weights.scales),
             None if sums is None else sums.data_ptr(),
         )  # fmt: skip
 
-    def _layer(self, layer: DecoderLayer) -> _Layer:
+    def _layer(self, layer: DecoderLayer) -> Layer:
         attn, cross, ff = layer.self_attn, layer.cross_attn, layer.feed_forward
         q, k, v = (_packable(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-        fields: dict[str, _Weight | int | None] = {"qkv": self.pack(q + k + v)}
+        fields: dict[str, Weight | int | None] = {"qkv": self.pack(q + k + v)}
         for name, module in (("self_out", attn.out_proj), ("cross_q", cross.q_proj), ("cross_out", cross.out_proj),
                              ("up", ff.up_proj), ("down", ff.down_proj)):  # fmt: skip
             fields[name] = self.pack(_packable(module))
         for index, norm in enumerate((layer.self_attn_norm, layer.cross_attn_norm, layer.feed_forward_norm), 1):
             fields[f"norm{index}_w"], fields[f"norm{index}_b"] = self._hold(norm.weight), self._hold(norm.bias)
-        return _Layer(**fields)
+        return Layer(**fields)
 
-    def linear(self, x: Tensor, weights: _Weight, n: int) -> Tensor:
+    def linear(self, x: Tensor, weights: Weight, n: int) -> Tensor:
         """``x`` ``(M, K)`` times one packed weight ``(N, K)``, plus its bias: ``(M, N)`` (for tests)."""
         x = x.detach().to(torch.float32).contiguous()
         y = torch.empty(x.shape[0], n)
@@ -300,48 +231,6 @@ def _decoder_layers(model: Transformer) -> list[DecoderLayer]:
     return [layer for layer in model.decoder.layers if isinstance(layer, DecoderLayer)]
 
 
-def _supported(model: Transformer) -> bool:
-    """Whether every decoder module is one ``native_step.c`` computes, in float32 on the CPU."""
-    decoder, embed = model.decoder, model.tgt_embed
-    if model.training or len(decoder.layers) == 0 or _kind(model.output_proj) is None:
-        return False
-    token = embed.token.weight
-    if token.dtype != torch.float32 or token.device.type != "cpu":
-        return False
-    if not isinstance(embed.positions, (SinusoidalPositions, LearnedPositions)):
-        return False
-    if (model.output_proj.in_features, model.output_proj.out_features) != (
-        embed.token.embedding_dim,
-        embed.token.num_embeddings,
-    ):
-        return False
-    layers = _decoder_layers(model)
-    if len(layers) != len(decoder.layers) or any(type(layer) is not DecoderLayer for layer in layers):
-        return False
-    first = layers[0]
-    width, heads, ff = first.self_attn.d_model, first.self_attn.n_heads, first.feed_forward.up_proj.out_features
-    if width % heads or embed.token.embedding_dim != width:
-        return False
-    if decoder.final_norm is not None and _norm(decoder.final_norm, width) is None:
-        return False
-    for layer in layers:
-        attention = (layer.self_attn, layer.cross_attn)
-        if any(a.d_model != width or a.n_heads != heads for a in attention):
-            return False
-        linears: list[nn.Module] = [m for a in attention for m in (a.q_proj, a.k_proj, a.v_proj, a.out_proj)]
-        linears += [layer.feed_forward.up_proj, layer.feed_forward.down_proj]
-        if any(_kind(m) is None for m in linears) or layer.feed_forward.up_proj.out_features != ff:
-            return False
-        norms = (layer.self_attn_norm, layer.cross_attn_norm, layer.feed_forward_norm)
-        if any(_norm(n, width) is None for n in norms) or len({n.eps for n in norms}) != 1:
-            return False
-        if layer.feed_forward.activation not in ACTIVATIONS or layer.norm_first != first.norm_first:
-            return False
-        if len({_kind(m) for m in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj)}) != 1:
-            return False  # W_Q, W_K, W_V are stacked into one product: one kind
-    return True
-
-
 def _version(model: Transformer) -> tuple[object, ...]:
     """What identifies the decoder's weights as they are now: its modules, each weight's address and version.
 
@@ -360,24 +249,46 @@ def _version(model: Transformer) -> tuple[object, ...]:
 _decoders: weakref.WeakKeyDictionary[Transformer, tuple[tuple[object, ...], NativeDecoder | None]] = (
     weakref.WeakKeyDictionary()
 )  # beside the model, not in it: a model with ctypes pointers inside could not be copied or pickled
+_refusals: weakref.WeakKeyDictionary[Transformer, str] = weakref.WeakKeyDictionary()  # the last one logged
+_packing = threading.Lock()  # two searches starting at once on a new model pack it once
+
+
+def _refuse(model: Transformer, reason: str) -> None:
+    """Log why the C step does not take ``model``: once per model and reason."""
+    with _packing:
+        if _refusals.get(model) == reason:
+            return
+        _refusals[model] = reason
+    log.warning("the C decoding step does not take this model: %s; %s", reason, FALLBACK)
 
 
 def decoder_for(model: Transformer) -> NativeDecoder | None:
-    """``model``'s :class:`NativeDecoder` (packed on first use, again when its weights change), or None."""
-    library = _library()
-    if library is None or not _supported(model):
+    """``model``'s :class:`NativeDecoder` (packed on first use, again when its weights or settings change), or None.
+
+    None for a model in training, without the engine's library (its loading logged why), or for a
+    model the C step does not compute (logged once per model, with the reason).
+    """
+    cdll = _library()
+    if cdll is None or model.training:
         return None
-    version = _version(model)
-    cached = _decoders.get(model)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    try:
-        with torch.no_grad():
-            decoder: NativeDecoder | None = NativeDecoder(model, library)
-    except Unsupported as error:
-        log.info("%s: %s", error, FALLBACK)
-        decoder = None
-    _decoders[model] = (version, decoder)
+    found = settings(model)
+    if isinstance(found, str):
+        _refuse(model, found)
+        return None
+    version = (found, _version(model))
+    with _packing:
+        cached = _decoders.get(model)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        try:
+            with torch.no_grad():
+                decoder: NativeDecoder | None = NativeDecoder(model, cdll)
+        except Unsupported as error:
+            decoder = None
+            reason = str(error)
+        _decoders[model] = (version, decoder)
+    if decoder is None:
+        _refuse(model, reason)
     return decoder
 
 
@@ -392,21 +303,21 @@ def check_best(vocab: int, k: int, banned: Sequence[int], eos_id: int) -> None:
 
 
 def best_tokens(
-    logits: Tensor, k: int, banned: Sequence[int], eos_id: int, library: ctypes.CDLL | None = None
+    logits: Tensor, k: int, banned: Sequence[int], eos_id: int, cdll: ctypes.CDLL | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`~selfattention.search.steps.best_tokens` in C: one pass over float32 ``logits`` ``(A, V)``, whose banned columns it sets to -inf.
 
     Ties go to the lower token id.
     """
-    library = library if library is not None else _library()
-    if library is None:
-        raise RuntimeError("the C decoding step is not available here (no compiler, or SELFATTENTION_NATIVE=0)")
+    cdll = cdll if cdll is not None else _library()
+    if cdll is None:
+        raise RuntimeError(f"the C decoding step is not available here ({library.why_not()})")
     if logits.dtype != torch.float32 or logits.dim() != 2 or not logits.is_contiguous() or logits.device.type != "cpu":
         raise ValueError(
             f"logits must be a contiguous 2-D float32 CPU tensor, got {logits.dtype} {tuple(logits.shape)}"
         )
     check_best(logits.shape[1], k, banned, eos_id)
-    return _best(logits, k, banned_ids(banned), eos_id, library)
+    return _best(logits, k, banned_ids(banned), eos_id, cdll)
 
 
 def banned_ids(banned: Sequence[int]) -> Tensor:
@@ -414,11 +325,11 @@ def banned_ids(banned: Sequence[int]) -> Tensor:
     return torch.tensor(sorted(set(banned)), dtype=torch.int64)
 
 
-def _best(logits: Tensor, k: int, ids: Tensor, eos_id: int, library: ctypes.CDLL) -> tuple[Tensor, Tensor, Tensor]:
+def _best(logits: Tensor, k: int, ids: Tensor, eos_id: int, cdll: ctypes.CDLL) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`best_tokens` on arguments already checked, the banned ids from :func:`banned_ids`."""
     rows, vocab = logits.shape
     values, indices, eos = torch.empty(rows, k), torch.empty(rows, k, dtype=torch.int64), torch.empty(rows)
-    failed = library.selfattention_best(
+    failed = cdll.selfattention_best(
         logits.data_ptr(), rows, vocab, k, ids.data_ptr(), ids.numel(), eos_id,
         values.data_ptr(), indices.data_ptr(), eos.data_ptr(),
     )  # fmt: skip
@@ -454,8 +365,7 @@ class NativeStep:
         self.capacity, self.max_len = rows, max(steps, 1)
         self.self_kv = torch.empty(decoder.layers, 2, rows, heads, self.max_len, head_dim)
         self.history = torch.zeros(rows, self.max_len, dtype=torch.int64)  # row r's position p: in cache row [r, p]
-        self.table = decoder.position_table(self.max_len)
-        decoder.model.positions = self.table.data_ptr()
+        self.table = decoder.position_table(self.max_len)  # this search's own: the decoder is shared
         self.position = 0
         self.checked: tuple[int, tuple[int, ...], int] | None = None  # the last best-token search let through
         self.banned = banned_ids(())
@@ -480,9 +390,8 @@ class NativeStep:
             if low < 0 or high >= decoder.vocab:
                 raise ValueError(f"token ids must lie in [0, {decoder.vocab}), got ids from {low} to {high}")
         logits = torch.empty(rows, decoder.vocab)
-        decoder.model.positions = self.table.data_ptr()
         failed = decoder.library.selfattention_step(
-            ctypes.byref(decoder.model), decoder.layer_array, ids.data_ptr(), rows, self.position,
+            ctypes.byref(decoder.model), decoder.layer_array, self.table.data_ptr(), ids.data_ptr(), rows, self.position,
             self.self_kv.data_ptr(), self.capacity, self.max_len, self.history.data_ptr(),
             self.cross.data_ptr(), self.cross.shape[2], self.cross.shape[4], self.mask.data_ptr(), logits.data_ptr(),
         )  # fmt: skip
@@ -535,4 +444,13 @@ def start(model: Transformer, memory: Tensor, memory_mask: Tensor | None, rows: 
     return NativeStep(decoder, memory, memory_mask, rows, steps)
 
 
-__all__ = ["NativeDecoder", "NativeStep", "available", "best_tokens", "build", "check_best", "decoder_for", "start"]
+__all__ = [
+    "NativeDecoder",
+    "NativeStep",
+    "available",
+    "best_tokens",
+    "check_best",
+    "computed_linears",
+    "decoder_for",
+    "start",
+]

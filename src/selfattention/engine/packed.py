@@ -16,6 +16,8 @@ version (someone changed the weight after packing). The engine's switch,
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,18 +61,24 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def pack_linears(model: nn.Module) -> int:
-    """Swap every float32 CPU ``nn.Linear`` inside ``model`` for a :class:`PackedLinear`, in place.
+def pack_linears(model: nn.Module, leave: Collection[nn.Module] = ()) -> int:
+    """Swap every float32 CPU ``nn.Linear`` inside ``model`` but those in ``leave`` for a :class:`PackedLinear`, in place.
 
-    Returns how many were swapped: none when oneDNN is unavailable or turned off.
+    ``leave``: layers computed elsewhere (the C decoding step packs its own copy of the decoder's
+    weights: a oneDNN copy of them too would be memory spent for nothing). Returns how many were
+    swapped: none when oneDNN is unavailable or turned off.
     """
     if not onednn_wanted():
         return 0
+    left = {id(module) for module in leave}
     targets = [
         (parent, name, child)
         for parent in model.modules()
         for name, child in parent.named_children()
-        if type(child) is nn.Linear and child.weight.dtype == torch.float32 and child.weight.device.type == "cpu"
+        if type(child) is nn.Linear
+        and id(child) not in left
+        and child.weight.dtype == torch.float32
+        and child.weight.device.type == "cpu"
     ]
     for parent, name, child in targets:
         setattr(parent, name, PackedLinear(child))

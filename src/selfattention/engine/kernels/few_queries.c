@@ -8,20 +8,18 @@
  * instead of row b: beam search's hypotheses read their history from the rows their parents wrote,
  * so that keeping a hypothesis moves no cache row.
  *
- * Linked into native_step.c's library (the C decoding step calls it), and built alone by
- * few_queries.py for tests; GCC or Clang (their vector extensions: a `vec` is LANES floats, one
- * AVX-512 register where the processor has them). Nothing here runs on more than one thread.
+ * Linked into the engine's one library with native_step.c (the C decoding step calls it);
+ * few_queries.py calls it from Python for tests. GCC or Clang (their vector extensions: a `vec` is
+ * LANES floats, one AVX-512 register where the library is built for them). Nothing here runs on
+ * more than one thread.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "lanes.h"
-
-typedef struct { /* in floats; the last dimension (the head width) is contiguous */
-    int64_t b, h, t;
-} strides3;
 
 /* q . k over `width` contiguous floats (two chains of sums, then the lanes pairwise). */
 static inline float dot(const float *q, const float *k, int64_t width) {

@@ -37,24 +37,11 @@
 #define HAVE_VNNI 1
 #endif
 
+#include "engine.h"
 #include "lanes.h"
 
 #define NR 32 /* output columns per panel: two vecs */
 #define MR 8  /* rows per micro-kernel call */
-
-enum { ACT_NONE = 0, ACT_RELU = 1, ACT_GELU = 2, ACT_SILU = 3 };
-
-typedef struct { int64_t b, h, t; } strides3; /* as in few_queries.c */
-
-int selfattention_few_queries(
-    const float *q, strides3 sq, const float *k, strides3 sk, const float *v, strides3 sv,
-    const uint8_t *mask, int64_t mask_stride_b, int64_t mask_stride_s, float *out,
-    int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale);
-int selfattention_few_queries_traced(
-    const float *q, strides3 sq, const float *k, strides3 sk, const float *v, strides3 sv,
-    const uint8_t *mask, int64_t mask_stride_b, int64_t mask_stride_s, float *out,
-    int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale,
-    const int64_t *key_rows, int64_t rows_stride);
 
 /* The packed size, in floats, of an (n, k) weight. */
 int64_t selfattention_packed_size(int64_t n, int64_t k) { return (n + NR - 1) / NR * NR * k; }
@@ -155,14 +142,6 @@ static inline __attribute__((always_inline)) void micro(
 MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7) MICRO(8)
 typedef void (*micro_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t, const float *, int64_t, int);
 static const micro_fn MICROS[MR + 1] = {NULL, micro1, micro2, micro3, micro4, micro5, micro6, micro7, micro8};
-
-/* A Linear layer's weight: float32 packed (scales NULL), or int8 packed with a scale and a sum per column. */
-typedef struct {
-    const void *w;
-    const float *bias;   /* (n) or NULL */
-    const float *scales; /* (n) for int8, else NULL */
-    const int32_t *sums; /* (n) for int8 */
-} weight_t;
 
 /* y (m, n), row stride ldy = act(x (m, k) . W^T + bias), W float32 packed. */
 static void linear_float(const float *x, int64_t m, int64_t k, const float *packed, const float *bias, int64_t n,
@@ -408,23 +387,9 @@ static void norm_into(float *out, const float *x, int64_t m, int64_t d, const fl
     add_norm(out, NULL, m, d, w, b, eps);
 }
 
-typedef struct {
-    int64_t d, heads, ff, vocab, layers;
-    int32_t norm_first, activation, final_norm, pad_;
-    float eps, embed_scale;
-    const float *embed;     /* (V, D) */
-    const float *positions; /* (P, D), P > the step's position */
-    const float *final_w, *final_b;
-    weight_t out; /* (V, D) */
-} model_t;
-
-typedef struct {
-    weight_t qkv; /* (3D, D): W_Q, W_K, W_V stacked */
-    weight_t self_out, cross_q, cross_out, up, down;
-    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *norm3_w, *norm3_b;
-} layer_t;
-
-/* Logits (rows, V) for the next token after `tokens` (rows) at `position`.
+/* Logits (rows, V) for the next token after `tokens` (rows) at `position`; `positions` (P, D) is the
+ * search's table of position vectors, P > position. The model and its layers are only read: searches
+ * on one model may run at once, each with its own positions, caches and history.
  * self_kv: (layers, 2, capacity, H, L, Dh), position < L, rows <= capacity; row r's keys and values for this
  * position are written into cache row r at `position`. history (rows, L): row r's earlier positions p lie in
  * cache row history[r][p]; this step sets history[r][position] = r. A cache row's position is written
@@ -432,10 +397,9 @@ typedef struct {
  * cross_kv: (layers, 2, sources, H, S, Dh); source_mask (sources, S), nonzero = a real token; rows = G x sources.
  * Returns 0, or 1 when scratch memory cannot be had. */
 int selfattention_step(
-    const model_t *model, const layer_t *layers, const int64_t *tokens, int64_t rows, int64_t position,
-    float *self_kv, int64_t capacity, int64_t max_len, int64_t *history,
-    const float *cross_kv, int64_t sources, int64_t source_len, const uint8_t *source_mask,
-    float *logits)
+    const model_t *model, const layer_t *layers, const float *positions, const int64_t *tokens, int64_t rows,
+    int64_t position, float *self_kv, int64_t capacity, int64_t max_len, int64_t *history,
+    const float *cross_kv, int64_t sources, int64_t source_len, const uint8_t *source_mask, float *logits)
 {
     const int64_t d = model->d, heads = model->heads, dh = d / heads, ff = model->ff;
     const int64_t groups = rows / sources;
@@ -449,7 +413,7 @@ int selfattention_step(
     float *qs = hidden + rows * ff;             /* int8 products: each row's scale */
     uint8_t *qx = (uint8_t *)(qs + rows);       /* and its quantised values */
     for (int64_t r = 0; r < rows; ++r) {
-        const float *e = model->embed + tokens[r] * d, *p = model->positions + position * d;
+        const float *e = model->embed + tokens[r] * d, *p = positions + position * d;
         for (int64_t j = 0; j < d; ++j) {
             x[r * d + j] = e[j] * model->embed_scale + p[j];
         }
