@@ -36,7 +36,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "flops": ([], ["--sentences", "128"]),
     "decoding_profile": ([], ["--sentences", "64"]),
     "decoding_levers": ([], ["--sentences", "64", "--repeats", "1"]),
-    "worker_overhead": ([], ["--sentences", "64", "--repeats", "1"]),
+    "worker_overhead": ([], ["--sentences", "64", "--repeats", "1", "--starts", "3"]),
     "neighbour_slowdown": ([], ["--sentences", "64"]),
     "attention_cost": ([], ["--quick"]),
     "web_load": ([], ["--requests", "60", "--clients", "4", "--isolation-requests", "20"]),

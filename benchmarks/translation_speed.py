@@ -34,8 +34,8 @@ in this process; "ours float32 PyTorch step" is "ours float32" with the C step t
 step through PyTorch's modules, on the same packed weights; ``SELFATTENTION_NATIVE=0`` would turn
 the whole engine off, packing too), so the table shows what the C step and the workers buy.
 "ours int8" and "ours int8 1 process" likewise, on the model quantised to int8
-(``precision="int8"``): the encoder through PyTorch's quantised modules, each decoding step the
-C step's int8 products. The glibc allocator thresholds are raised first, as ``selfattention
+(``precision="int8"``): every product the engine's int8 one, the encoder's through ``Int8Linear``,
+each decoding step's in the C step. The glibc allocator thresholds are raised first, as ``selfattention
 translate`` does.
 
 ``--engines`` measures a subset (the ratios table then shows only the ratios it has).

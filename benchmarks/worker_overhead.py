@@ -18,6 +18,11 @@ detokenising, idle time at the end); ``inside / alone`` is how much slower a wor
 with the other worker busy on the second core (shared caches and memory). A pool pass and an
 alone pass take turns; two of each go untimed first, then each figure is the median of
 ``--repeats`` (the ratios are medians of each pass's ratio).
+
+Last, what starting the pool costs, set against one batch's search: the wall time from asking
+for two workers to both having answered (forking the loaded process included), and to stopping
+them, median of ``--starts``. ``translate`` starts workers by itself when its input makes two
+batches or more (docs/speed.md); this is the cost of that choice.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
+from selfattention.engine import native_step
 from selfattention.engine.allocator import tune_allocator
 from selfattention.engine.workers import DecodingPool
 
@@ -73,10 +79,24 @@ def measure(translator: Translator, batches: list[list[list[int]]], beam: int, r
     return wall, inside, alone, overhead, slowdown
 
 
+def start_cost(translator: Translator, starts: int) -> tuple[float, float]:
+    """Medians, in seconds, of starting two workers (until both answered) and of stopping them."""
+    started, stopped = [], []
+    for _ in range(starts):
+        begin = time.perf_counter()
+        pool = DecodingPool(translator.translate_ids, 2)
+        ready = time.perf_counter()
+        pool.close()
+        started.append(ready - begin)
+        stopped.append(time.perf_counter() - ready)
+    return statistics.median(started), statistics.median(stopped)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentences", type=int, default=1000, help="Multi30k test sources (default 1000)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (default 3)")
+    parser.add_argument("--starts", type=int, default=20, help="pools started and stopped (default 20)")
     args = parser.parse_args()
     tune_allocator()
     torch.set_num_threads(1)  # this process's own decoding: one thread, as each worker
@@ -84,17 +104,27 @@ def main() -> None:
     sources = [s for s, _ in load_corpus("multi30k", "test", None)][: args.sentences]
     ids = sorted(translator.tokenizer.encode_batch(sources), key=len)
     batches = [ids[start : start + 32] for start in range(0, len(ids), 32)]
-    print(f"$ python benchmarks/worker_overhead.py --sentences {args.sentences} --repeats {args.repeats}\n")
+    print(
+        f"$ python benchmarks/worker_overhead.py --sentences {args.sentences} --repeats {args.repeats} "
+        f"--starts {args.starts}\n"
+    )
     print(f"{len(batches)} batches of up to 32; medians of {args.repeats} passes\n")
     print("| search | pool wall s | inside workers s | ideal (inside / 2) s | wall / ideal | one thread alone s "
-          "| worker slowdown beside the other |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| worker slowdown beside the other | a batch alone, mean s |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for beam in (1, 4):
         wall, busy, single, overhead, slowdown = measure(translator, batches, beam, args.repeats)
         search = "greedy" if beam == 1 else f"beam {beam}"
         print(
-            f"| {search} | {wall:.2f} | {busy:.2f} | {busy / 2:.2f} | {overhead:.2f}x | {single:.2f} | {slowdown:.2f}x |"
+            f"| {search} | {wall:.2f} | {busy:.2f} | {busy / 2:.2f} | {overhead:.2f}x | {single:.2f} | {slowdown:.2f}x "
+            f"| {single / len(batches):.3f} |"
         )
+    native_step.decoder_for(translator.model)  # packed before the forks, as start_workers does
+    start, stop = start_cost(translator, args.starts)
+    print(
+        f"\nStarting 2 workers (fork, until both answered): {start * 1e3:.1f} ms; stopping them: "
+        f"{stop * 1e3:.1f} ms (medians of {args.starts})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: a tiny synthetic Multi30k-layout corpus, a tiny run configuration,
-tiny trained and untrained models; one intra-op thread per test; relative errors; the engine's C library.
+tiny trained and untrained models; one intra-op thread per test; relative errors; the engine's C library
+and its int8 product in float64.
 
 Everything is made here, in temporary directories: no test reads real corpora or the bundled model.
 """
@@ -64,6 +65,19 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """The largest absolute difference, relative to the largest magnitude of ``b``."""
     a, b = a.detach(), b.detach()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def int8_reference(
+    x: torch.Tensor, values: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """The engine's int8 product in float64: each row of ``x`` quantised to [-127, 127] (scale max|x| / 127,
+    x times its float32 inverse, ties to even), exact integer sums with ``values`` ``(N, K)``, one scale per column."""
+    x = x.to(torch.float32)
+    top = x.abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(top > 0, top / 127.0, torch.ones_like(top))
+    q = torch.round((x * (1.0 / scale)).clamp(-127, 127)).to(torch.float64)
+    y = (q @ values.to(torch.float64).T) * scale.to(torch.float64) * scales.to(torch.float64)
+    return y if bias is None else y + bias.to(torch.float64)
 
 
 ADJECTIVES = [

@@ -19,7 +19,6 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -220,8 +219,9 @@ def test_translate_splits_10000_words_into_sentences_and_keeps_every_one(
         seen.extend(list(source) for source in sources)
         return [list(source) for source in sources]
 
-    monkeypatch.setattr(Translator, "translate_ids", echo)
-    code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), TEN_THOUSAND_WORDS, "The dog runs.")
+    monkeypatch.setattr(Translator, "translate_ids", echo)  # in this process: --workers 1 forks none
+    model = str(tiny_model_dir)
+    code, out, err = run(capsys, "translate", "--model", model, "--workers", "1", TEN_THOUSAND_WORDS, "The dog runs.")
     assert code == 0, err
     assert out == f"{TEN_THOUSAND_WORDS}\nThe dog runs.\n"  # every word, in order, on its own line
     sentences = split_sentences(TEN_THOUSAND_WORDS)
@@ -321,7 +321,7 @@ def test_check_sentence_names_each_problem() -> None:
 def test_translate_refuses_invalid_utf8_on_stdin(
     tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, data: bytes, where: str
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(data)))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir))
     assert_outcome("translate", f"standard input, {where}", code, out, err)
 
@@ -333,7 +333,7 @@ def test_translate_takes_every_odd_line_of_stdin_one_for_one(
     texts = [case.text for case in CASES if case.translate == OK and "\n" not in case.text and "\r" not in case.text]
     assert TEN_THOUSAND_WORDS in texts
     data = "\ufeff" + "\n".join(texts) + "\n"
-    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=io.BytesIO(data.encode("utf-8"))))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.encode("utf-8"))))
     code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), *BOUNDED)
     assert_outcome("translate", OK, code, out, err)
     lines = out.split("\n")

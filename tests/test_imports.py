@@ -253,3 +253,45 @@ def test_the_reference_path_runs_without_loading_the_engine() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- what translating imports ---------------------------------------------------------------------
+
+HEAVY = ("matplotlib", "fastapi", "uvicorn", "transformers", "ctranslate2", "pandas", "scipy", "sacrebleu", "sympy")
+NOT_FOR_TRANSLATING = (
+    "selfattention.evaluation",
+    "selfattention.training",
+    "selfattention.web",
+    "selfattention.inspection.plots",
+)
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_translating_imports_nothing_heavy(precision: str) -> None:
+    """`selfattention translate` (in a fresh process) loads no plotting, web, Hugging Face, CTranslate2,
+    scoring or symbolic-maths package, and none of the package's modules for those; every command's
+    parser is still built (`--help` lists them all)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from selfattention.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['translate', '--precision', '{precision}', 'Hello.']) == 0\n"
+        "assert out.getvalue().strip()\n"
+        f"heavy = {HEAVY!r}\n"
+        f"ours = {NOT_FOR_TRANSLATING!r}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from selfattention.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    commands = ["explain", "translate", "attention", "heads", "context", "train", "curves", "download", "evaluate"]
+    commands += ["serve", "import-hf", "export-hf", "export-ct2", "doctor"]
+    assert [command for command in commands if f"    {command} " not in listed] == []

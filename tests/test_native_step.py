@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import needs_kernels
+from conftest import int8_reference, needs_kernels
 from selfattention.config import ModelConfig
 from selfattention.decoding import DecodingConfig, Translator, beam_search, greedy_search
 from selfattention.decoding.translator import start_step
@@ -175,14 +175,10 @@ class RowQuantizedLinear(torch.nn.Module):
     def __init__(self, weights: native_step.Weights) -> None:
         super().__init__()
         assert weights.scales is not None
-        self.values, self.scales, self.bias = weights.values.to(torch.float64), weights.scales, weights.bias
+        self.values, self.scales, self.bias = weights.values, weights.scales, weights.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top = x.abs().amax(dim=-1, keepdim=True)
-        scale = torch.where(top > 0, top / 127.0, torch.ones_like(top))
-        q = torch.round(x * (1.0 / scale)).clamp(-127, 127).to(torch.float64)
-        y = (q @ self.values.T) * scale.to(torch.float64) * self.scales.to(torch.float64)
-        return (y if self.bias is None else y + self.bias).to(torch.float32)
+        return int8_reference(x, self.values, self.scales, self.bias).to(torch.float32)
 
 
 @pytest.mark.parametrize("shape", [(5, 37, 45), (17, 64, 96), (8, 3, 1)])
@@ -248,7 +244,7 @@ def test_an_int8_models_steps_match_its_layers_computed_in_pytorch() -> None:
     reference = copy.deepcopy(model)  # the int8 weights, each product as the C step computes it
     for name, module in list(quantized.named_modules()):
         if ".cross_attn.k_proj" in name or ".cross_attn.v_proj" in name or not name.startswith(("decoder", "output")):
-            continue  # the source's keys and values, and the encoder, are PyTorch's int8 layers in both
+            continue  # the source's keys and values, and the encoder, are the same Int8Linear layers in both
         weights = native_step._weight(module)
         if weights is not None and weights.scales is not None:
             parent, _, child = name.rpartition(".")

@@ -10,8 +10,11 @@ import pytest
 
 from selfattention.cli import main
 from selfattention.cli.common import BUNDLED_MODELS, DEFAULT_MODEL
-from selfattention.decoding import DecodingConfig, Translator
-from selfattention.engine.workers import DecodingPool, WorkersError
+from selfattention.cli.translate import decoding_workers
+from selfattention.decoding import DecodingConfig, InputError, Translator
+from selfattention.engine import SWITCH
+from selfattention.engine import workers as workers_module
+from selfattention.engine.workers import DecodingPool, WorkersError, automatic_workers, usable_cores
 
 SUBJECTS = ["A dog", "Two children", "The old man", "A woman in a red dress", "I", "My friends"]
 ACTIONS = ["is running in the park.", "ate the food.", "are playing soccer.", "is good.", "swims in the lake."]
@@ -91,6 +94,7 @@ def test_an_error_in_a_worker_reaches_the_caller() -> None:
 def test_the_cli_translates_the_same_with_workers(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--workers 1, --workers 2, and no --workers (as many as the cores, here 3, for 8 batches): the same lines."""
     started: list[int] = []
     real = Translator.start_workers
 
@@ -99,13 +103,64 @@ def test_the_cli_translates_the_same_with_workers(
         started.append(len(self.pool.processes()) if self.pool is not None else 0)
 
     monkeypatch.setattr(Translator, "start_workers", counted)
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: 3)
     outputs = []
-    for workers in ("1", "2"):
+    for workers in (["--workers", "1"], ["--workers", "2"], []):
         monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\n".join(TEXTS).encode() + b"\n")))
-        assert main(["translate", "--beam", "1", "--batch-size", "4", "--workers", workers]) == 0
+        assert main(["translate", "--beam", "1", "--batch-size", "4", *workers]) == 0
         outputs.append(capsys.readouterr().out)
-    assert outputs[0] == outputs[1] and outputs[0].count("\n") == len(TEXTS)
-    assert started == [2]  # --workers 1 starts none
+    assert outputs[0] == outputs[1] == outputs[2] and outputs[0].count("\n") == len(TEXTS)
+    assert started == [2, 3]  # --workers 1 starts none
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (TEXTS[:5], 0),  # one batch of 5 (of 8): this process
+        (TEXTS[:9], 2),  # two batches: a worker each
+        (TEXTS, 3),  # 31 sentences and an empty line, 4 batches: one worker per core
+        (["", " ", *TEXTS[:8]], 0),  # empty lines are no batch: 8 sentences, one batch
+    ],
+)
+def test_translate_chooses_its_workers_from_the_batches_and_the_cores(
+    texts: list[str], expected: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(Translator, "start_workers", lambda self, workers: started.append(workers))
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: 3)
+    assert main(["translate", "--beam", "1", "--batch-size", "8", *texts]) == 0
+    assert started == ([expected] if expected else [])
+    assert capsys.readouterr().out.count("\n") == len(texts)
+
+
+def test_the_automatic_rule() -> None:
+    assert [automatic_workers(batches, cores=2) for batches in (0, 1, 2, 3, 100)] == [1, 1, 2, 2, 2]
+    assert [automatic_workers(batches, cores=8) for batches in (1, 2, 5, 8, 9)] == [1, 2, 5, 8, 8]
+    assert automatic_workers(100, cores=1) == 1  # one core: nothing to share it with
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_the_automatic_rule_forks_nothing_with_the_engine_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SWITCH, "0")
+    assert automatic_workers(100, cores=8) == 1
+    assert decoding_workers(2, 100, "cpu") == 2  # asked for by name: still forks
+
+
+def test_workers_asked_for_are_never_more_than_the_batches_and_none_off_the_cpu() -> None:
+    assert decoding_workers(4, 3, "cpu") == 3
+    assert decoding_workers(4, 1, "cpu") == 1
+    assert decoding_workers(1, 10, "cpu") == 1
+    assert decoding_workers(None, 10, "cuda") == 1
+
+
+def test_the_batch_count_is_that_of_translate(translator: Translator) -> None:
+    config = DecodingConfig(batch_size=4)
+    assert translator.batch_count(TEXTS, config) == 8  # 31 sentences, the empty one is no batch
+    assert translator.batch_count(["", "  "], config) == 0
+    long = " ".join(["A dog runs in the park."] * 300)  # more pieces than the model reads at once
+    assert translator.batch_count([long], config, split_long=True) == 75
+    with pytest.raises(InputError, match="reads at most 1023"):
+        translator.batch_count([long], config)
 
 
 @pytest.mark.parametrize(
@@ -117,3 +172,22 @@ def test_the_cli_refuses_bad_worker_settings(
 ) -> None:
     assert main(["translate", "Hello.", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_workers_that_die_as_they_start_stop_only_what_was_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """--workers N says why it cannot be done; the automatic choice translates in this process instead."""
+
+    def die(decode: object) -> None:
+        os._exit(3)
+
+    monkeypatch.setattr(workers_module, "_start_worker", die)
+    with pytest.raises(WorkersError, match="died as it started"):
+        DecodingPool(lambda batch, config: [], 2)
+    texts = TEXTS[:9]
+    assert main(["translate", "--beam", "1", "--batch-size", "4", "--workers", "2", *texts]) == 2
+    assert "died as it started" in capsys.readouterr().err
+    assert main(["translate", "--beam", "1", "--batch-size", "4", *texts]) == 0
+    assert capsys.readouterr().out.count("\n") == len(texts)
+    assert "translating in this process" in caplog.text

@@ -202,10 +202,21 @@ def _check_shapes(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> None:
     if mask is not None:
         if mask.dtype != torch.bool:
             raise ValueError(f"the attention mask must be boolean (True = may attend), got {mask.dtype}")
-        target = (*torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], k.shape[-2])
-        try:
-            fits = torch.broadcast_shapes(mask.shape, target) == torch.Size(target)
-        except RuntimeError:
-            fits = False
-        if not fits:
+        batch = _broadcast(tuple(q.shape[:-2]), tuple(k.shape[:-2]))
+        if batch is None:
+            raise ValueError(f"queries {tuple(q.shape)} and keys {tuple(k.shape)} do not broadcast together")
+        target = (*batch, q.shape[-2], k.shape[-2])
+        if _broadcast(tuple(mask.shape), target) != target:
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape {target}")
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``a`` and ``b`` broadcast to, or None where they do not.
+
+    ``torch.broadcast_shapes`` says the same, but its first call imports ``torch._refs`` and sympy, the
+    slowest import left on a translation's path.
+    """
+    a, b = (1,) * (len(b) - len(a)) + a, (1,) * (len(a) - len(b)) + b
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b, strict=True)):
+        return None
+    return tuple(y if x == 1 else x for x, y in zip(a, b, strict=True))

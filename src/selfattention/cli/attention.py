@@ -9,10 +9,7 @@ import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, layer_count, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
-from selfattention.inspection import KINDS, trace_translation
-from selfattention.inspection.aggregate import mean_over_heads, rollout
-from selfattention.inspection.plots import grid, heatmap, line_view, save_figure
-from selfattention.inspection.words import find_word, group_words
+from selfattention.inspection.recorder import KINDS
 
 VIEWS = ("lines", "heatmap", "grid", "mean", "rollout", "alignment")
 VIEW_HELP = (
@@ -61,6 +58,11 @@ def parse_indices(text: str | None, limit: int, what: str) -> list[int] | None:
 
 
 def run_attention(args: argparse.Namespace) -> int:
+    from selfattention.inspection import trace_translation
+    from selfattention.inspection.aggregate import mean_over_heads, rollout
+    from selfattention.inspection.plots import grid, heatmap, line_view, save_figure  # matplotlib: here only
+    from selfattention.inspection.words import find_word, group_words
+
     if args.beam < 1:
         raise CommandError("--beam must be at least 1")
     translator = Translator.load(resolve_model(args.model))

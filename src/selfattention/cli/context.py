@@ -7,7 +7,6 @@ import sys
 
 from selfattention.cli.common import CommandError, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence
-from selfattention.inspection.context import compare_contexts
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -35,6 +34,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_context(args: argparse.Namespace) -> int:
+    from selfattention.inspection.context import compare_contexts
+
     if len(args.sentences) < 2:
         raise CommandError("give at least two sentences that share the word")
     translator = Translator.load(resolve_model(args.model))

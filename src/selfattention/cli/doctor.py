@@ -16,10 +16,11 @@ import torch
 
 import selfattention
 from selfattention.cli.common import resolve_model
-from selfattention.cli.translate import DEFAULT_WORKERS
+from selfattention.cli.translate import WORKERS_RULE
 from selfattention.engine import SWITCH, decoder_settings, library, switched_off
 from selfattention.engine.packed import onednn_wanted
 from selfattention.engine.variants import FEATURES, variants_for
+from selfattention.engine.workers import automatic_workers, can_fork, usable_cores
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -63,13 +64,24 @@ def report() -> list[str]:
                 f"processor ({platform.machine()}): has {has}; lacks {lacks} (of the builds' instruction sets)"
             )
     lines.append(f"Linear layers: {'oneDNN, weights packed at load' if onednn_wanted() else 'PyTorch'}")
-    lines.append(
-        f"threads: {torch.get_num_threads()} (PyTorch's); decoding workers: {DEFAULT_WORKERS} "
-        "(translate --workers N: N forked processes of one thread each)"
-    )
+    lines.append(f"threads: {torch.get_num_threads()} (PyTorch's); cores this process may use: {usable_cores()}")
+    lines.append(f"decoding workers: {workers_here()}")
     if switched_off():
         lines.append(f"{SWITCH}=0 is set: the whole engine is off")
     return lines
+
+
+def workers_here() -> str:
+    """The rule ``translate`` chooses its decoding processes by, and what it gives on this machine."""
+    if not can_fork():
+        return f"one process (workers need Linux's fork(), and this is {sys.platform})"
+    if switched_off():
+        return f"one process ({SWITCH}=0; translate --workers N still forks N)"
+    most = automatic_workers(sys.maxsize)
+    here = "one process here" if most == 1 else f"up to {most} here"
+    return (
+        f"chosen by translate and evaluate: {WORKERS_RULE} ({here}); --workers N: at most N, --workers 1: one process"
+    )
 
 
 def run_doctor(args: argparse.Namespace) -> int:

@@ -8,10 +8,6 @@ import sys
 
 from selfattention.cli.common import CommandError
 from selfattention.cli.translate import add_decoding_arguments, decoding_config, load_translator
-from selfattention.data import load_corpus
-from selfattention.data.corpora import multi30k_comparable_references
-from selfattention.data.text_files import read_lines
-from selfattention.evaluation import comparable_bleu, score
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -37,6 +33,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from selfattention.data import load_corpus
+    from selfattention.data.corpora import multi30k_comparable_references
+    from selfattention.data.text_files import read_lines
+    from selfattention.evaluation import comparable_bleu, score  # sacreBLEU: here only
+
     config = decoding_config(args)
     if args.corpus:
         pairs = load_corpus(args.corpus, args.split, args.data_dir)
@@ -47,7 +48,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}")
     else:
         raise CommandError("give --src and --ref, or --corpus")
-    translator = load_translator(args, len(sources), config)
+    translator = load_translator(args, sources, config)
     hypotheses = translator.translate(sources, config)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -11,16 +11,7 @@ import torch
 from selfattention.cli.common import CommandError, check_layer_and_head, resolve_model
 from selfattention.data.tokenizer import BOS_ID
 from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence, check_target
-from selfattention.inspection import (
-    KINDS,
-    TraceRecorder,
-    explain_head,
-    render_explanation,
-    toy_attention,
-    trace_translation,
-)
-from selfattention.inspection.placeholder import placeholder_model, split_words, word_ids
-from selfattention.inspection.toy import TOY_TOKENS
+from selfattention.inspection.recorder import KINDS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,6 +56,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from selfattention.inspection import explain_head, render_explanation, toy_attention, trace_translation
+    from selfattention.inspection.toy import TOY_TOKENS
+
     if args.columns < 1:
         raise CommandError("--columns must be at least 1")
     if args.example == "toy":
@@ -116,6 +110,9 @@ def find_model(name: str | None) -> Path | None:
 
 
 def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
+    from selfattention.inspection import TraceRecorder, explain_head, render_explanation
+    from selfattention.inspection.placeholder import placeholder_model, split_words, word_ids
+
     words = split_words(check_sentence(text, encode=split_words))
     target = split_words(check_target(args.target, what="--target") or "")
     if args.kind != "encoder" and not target:

@@ -7,8 +7,7 @@ import sys
 
 from selfattention.cli.common import CommandError, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
-from selfattention.inspection import KINDS, trace_translation
-from selfattention.inspection.heads import rank_heads
+from selfattention.inspection.recorder import KINDS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -35,6 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_heads(args: argparse.Namespace) -> int:
+    from selfattention.inspection import trace_translation
+    from selfattention.inspection.heads import rank_heads
+
     translator = Translator.load(resolve_model(args.model))
     trace = trace_translation(
         translator.model,

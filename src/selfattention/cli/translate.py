@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Sequence
 
 import torch
 
 from selfattention.cli.common import read_stdin_lines, resolve_model
 from selfattention.decoding import PRECISIONS, DecodingConfig, Translator
+from selfattention.engine.workers import automatic_workers
 
-DEFAULT_WORKERS = 1  # one process, with PyTorch's threads
+log = logging.getLogger(__name__)
+
+WORKERS_RULE = (
+    "one process for one batch; for more, one process of one thread per core it may use, at most one per batch"
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -48,11 +55,10 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=DEFAULT_WORKERS,
         metavar="N",
         help=(
-            "decode batches in N forked processes of one thread each (CPU, Linux; default 1: one process "
-            "with PyTorch's threads). On a 2-core CPU, 2 translates many batches faster"
+            f"decode the batches in up to N forked processes of one thread each (CPU, Linux); 1: this process "
+            f"alone, with PyTorch's threads. Default: chosen from the cores and the input, {WORKERS_RULE}"
         ),
     )
     parser.add_argument(
@@ -74,33 +80,47 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
         raise CommandError("--max-len-a must be at least 0 and --max-len-b at least 1")
     if args.precision == "int8" and not args.device.startswith("cpu"):
         raise CommandError("--precision int8 runs on the CPU only: drop --device or use --device cpu")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise CommandError("--workers must be at least 1")
-    if args.workers > 1 and not args.device.startswith("cpu"):
+    if args.workers is not None and args.workers > 1 and not args.device.startswith("cpu"):
         raise CommandError("--workers runs on the CPU only: drop --device or use --workers 1")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
 
 
-def load_translator(args: argparse.Namespace, inputs: int, config: DecodingConfig) -> Translator:
-    """The --model translator, with --workers processes when there is more than one batch to share."""
+def decoding_workers(asked: int | None, batches: int, device: str) -> int:
+    """The processes that decode ``batches`` batches: ``--workers`` (never more than the batches), else
+    :func:`~selfattention.engine.workers.automatic_workers`; one off the CPU, and for a single batch."""
+    if batches < 2 or not device.startswith("cpu"):
+        return 1
+    return automatic_workers(batches) if asked is None else min(asked, batches)
+
+
+def load_translator(
+    args: argparse.Namespace, texts: Sequence[str], config: DecodingConfig, *, split_long: bool = False
+) -> Translator:
+    """The --model translator, with its decoding workers started when ``texts`` make more than one batch."""
     from selfattention.cli.common import CommandError
     from selfattention.decoding import WorkersError
 
     translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
-    if args.workers > 1 and inputs > config.batch_size:  # one batch gains nothing from a second process
+    batches = translator.batch_count(texts, config, split_long=split_long)
+    workers = decoding_workers(args.workers, batches, args.device)
+    if workers > 1:
         try:
-            translator.start_workers(args.workers)
+            translator.start_workers(workers)
         except WorkersError as error:
-            raise CommandError(str(error)) from None
+            if args.workers is not None:  # asked for by name: say why it cannot be done
+                raise CommandError(str(error)) from None
+            log.warning("%s; translating in this process", error)
     return translator
 
 
 def run_translate(args: argparse.Namespace) -> int:
     config = decoding_config(args)
     texts = list(args.text) if args.text else read_stdin_lines()
-    translator = load_translator(args, len(texts), config)
+    translator = load_translator(args, texts, config, split_long=True)
     bar = None
     if len(texts) > config.batch_size:
         from tqdm import tqdm

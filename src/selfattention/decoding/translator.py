@@ -2,10 +2,10 @@
 
 This is where the engine is chosen for translation (:func:`start_step`): the C decoding step of
 :mod:`selfattention.engine.native_step` where it applies, else ``Transformer.decode``. Loading
-also lays float32 weights out for oneDNN (:func:`~selfattention.engine.packed.pack_linears`), all
-but those the C step packs for itself, and quantises for int8; :meth:`Translator.start_workers`
-forks decoding processes. With the engine switched off (``SELFATTENTION_NATIVE=0``) the search
-runs ``Transformer.decode`` on unpacked weights. One translator may translate for several threads
+also lays float32 weights out for oneDNN (:func:`~selfattention.engine.packed.pack_linears`), or
+quantises them to the engine's int8 (:mod:`~selfattention.engine.quantize`), all but those the C
+step packs for itself; :meth:`Translator.start_workers` forks decoding processes. With the engine
+switched off (``SELFATTENTION_NATIVE=0``) the search runs ``Transformer.decode`` on unpacked weights. One translator may translate for several threads
 at once (a web server's clients): each search keeps its own state.
 """
 
@@ -25,7 +25,7 @@ from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE,
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
 from selfattention.engine import native_step
 from selfattention.engine.packed import pack_linears
-from selfattention.engine.quantize import PRECISIONS, check_precision, with_precision
+from selfattention.engine.quantize import PRECISIONS, check_precision, pack_int8_linears, with_precision
 from selfattention.engine.workers import DecodingPool, WorkersError
 from selfattention.model import Transformer
 from selfattention.model_io import ModelFileError, load_model
@@ -101,11 +101,12 @@ class Translator:
     ) -> Translator:
         """The model of a directory and its tokenizer (``tokenizer.model``, or an imported Marian pair).
 
-        ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only). At
-        float32 on the CPU, ``onednn`` lays the Linear layers' weights out for oneDNN's faster
-        products (:func:`pack_linears`; same results to float32 rounding, and off when the engine
-        is switched off, ``SELFATTENTION_NATIVE=0``), all but those the C decoding step computes:
-        it packs its own copy of them at the first search.
+        ``precision`` "int8" quantises the Linear layers (:func:`with_precision`; CPU only) and packs
+        their weights for the engine's int8 product (:func:`pack_int8_linears`). At float32 on the
+        CPU, ``onednn`` lays the Linear layers' weights out for oneDNN's faster products
+        (:func:`pack_linears`; same results to float32 rounding, and off when the engine is
+        switched off, ``SELFATTENTION_NATIVE=0``). Either way, all but those the C decoding step
+        computes: it packs its own copy of them at the first search.
 
         A tokenizer whose vocabulary is not the model's (another run's, or a damaged file) is refused:
         its ids would index the wrong embeddings, or none at all.
@@ -122,7 +123,9 @@ class Translator:
                 "it belongs to another model",
             )
         model = with_precision(model, precision)
-        if onednn and precision == "float32" and torch.device(device).type == "cpu":
+        if precision == "int8":
+            pack_int8_linears(model, leave=native_step.computed_linears(model))
+        elif onednn and torch.device(device).type == "cpu":
             pack_linears(model, leave=native_step.computed_linears(model))
         return cls(model, tokenizer)
 
@@ -143,20 +146,7 @@ class Translator:
         is called with the number of texts finished.
         """
         config = config or DecodingConfig()
-        for number, text in enumerate(texts, start=1):
-            check_unicode(text, f"input {number}")
-        limit = self.max_source_length
-        segments: list[list[int]] = []  # what the model translates: whole texts, or the sentences of long ones
-        owners: list[int] = []  # the text each segment belongs to
-        for i, ids in enumerate(self.tokenizer.encode_batch([text.strip() for text in texts])):
-            what, parts = f"input {i + 1}", [ids]
-            if split_long and len(ids) > limit:
-                what, parts = f"a sentence of input {i + 1}", self.tokenizer.encode_batch(split_sentences(texts[i]))
-            for part in parts:
-                check_pieces(part, limit, what)
-                if part:
-                    segments.append(part)
-                    owners.append(i)
+        segments, owners = self._segments(texts, split_long)
         pieces: list[list[tuple[int, str]]] = [[] for _ in texts]  # per text: (segment, its translation)
         per_text = Counter(owners)
         remaining = [per_text[i] for i in range(len(texts))]
@@ -178,6 +168,32 @@ class Translator:
             if progress is not None and finished:
                 progress(finished)
         return [" ".join(text for _, text in sorted(done) if text) for done in pieces]
+
+    def batch_count(self, texts: Sequence[str], config: DecodingConfig, *, split_long: bool = False) -> int:
+        """How many batches :meth:`translate` decodes ``texts`` in: ``config.batch_size`` segments a batch.
+
+        The segments are the non-empty texts (with ``split_long``, a long one's sentences).
+        Refuses what :meth:`translate` refuses, with the same :class:`InputError`.
+        """
+        return -(-len(self._segments(texts, split_long)[0]) // config.batch_size)
+
+    def _segments(self, texts: Sequence[str], split_long: bool) -> tuple[list[list[int]], list[int]]:
+        """What the model translates, as pieces (whole texts, or the sentences of long ones), and the text of each."""
+        for number, text in enumerate(texts, start=1):
+            check_unicode(text, f"input {number}")
+        limit = self.max_source_length
+        segments: list[list[int]] = []
+        owners: list[int] = []  # the text each segment belongs to
+        for i, ids in enumerate(self.tokenizer.encode_batch([text.strip() for text in texts])):
+            what, parts = f"input {i + 1}", [ids]
+            if split_long and len(ids) > limit:
+                what, parts = f"a sentence of input {i + 1}", self.tokenizer.encode_batch(split_sentences(texts[i]))
+            for part in parts:
+                check_pieces(part, limit, what)
+                if part:
+                    segments.append(part)
+                    owners.append(i)
+        return segments, owners
 
     @property
     def max_source_length(self) -> int:

@@ -16,16 +16,18 @@ decoding step (:mod:`~selfattention.engine.native_step`, its weights packed by
   it takes a model (every layer checked); ``few_queries.py``: its attention kernel, called from
   Python (tests and benchmarks);
 - ``top_k.py``: each row's k largest values through the chunks' maxima (greedy's next token);
-- ``packed.py``: Linear weights laid out once for oneDNN at load; ``quantize.py``: int8;
+- ``packed.py``: Linear weights laid out once for oneDNN at load; ``quantize.py``: int8, every
+  Linear an ``Int8Linear`` whose product is the C kernel's int8 product (or the same integers in
+  PyTorch without the library);
 - ``onednn_linear.py``: training's linear layers on oneDNN;
-- ``workers.py``: batches decoded in forked one-thread processes;
+- ``workers.py``: batches decoded in forked one-thread processes, and how many by default;
 - ``allocator.py``: glibc's allocator thresholds raised for the whole process.
 
 One switch turns the engine off: ``SELFATTENTION_NATIVE=0`` (or false, no, off) in the
 environment. Then no kernel is loaded, no weight is packed, training's linear layers are
 PyTorch's and the allocator is left alone: everything runs through the reference modules. What a
-caller asks for by name still happens: ``precision="int8"`` quantises (through PyTorch's layers)
-and ``--workers N`` forks.
+caller asks for by name still happens: ``precision="int8"`` quantises (its products computed in
+PyTorch) and ``--workers N`` forks (without it, one process).
 """
 
 from __future__ import annotations

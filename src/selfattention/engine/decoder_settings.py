@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
 from selfattention.engine.packed import PackedLinear
+from selfattention.engine.quantize import Int8Linear
 from selfattention.layers import DecoderLayer, LearnedPositions, SinusoidalPositions
 from selfattention.model import Transformer
 
@@ -27,9 +27,9 @@ ACTIVATION_NAMES = {F.relu: "relu", F.gelu: "gelu", F.silu: "silu"}
 
 
 def kind(module: nn.Module) -> str | None:
-    """ "float32" or "int8" for a Linear the C step can take, else None; cheap (an int8 weight stays packed)."""
-    if type(module) is QuantizedLinear:
-        return "int8" if module._packed_params.dtype == torch.qint8 else None
+    """ "float32" or "int8" for a Linear the C step can take, else None."""
+    if type(module) is Int8Linear:
+        return "int8" if module.weight.device.type == "cpu" else None
     if type(module) not in (nn.Linear, PackedLinear):
         return None
     weight = module.weight

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
 from selfattention.engine import library
 from selfattention.engine.decoder_settings import ACTIVATIONS, settings
 from selfattention.engine.library import Layer, Model, Weight
 from selfattention.engine.packed import PackedLinear
+from selfattention.engine.quantize import Int8Linear, PackedInt8
 from selfattention.engine.top_k import top_k
 from selfattention.layers import DecoderLayer, LearnedPositions
 from selfattention.model import Transformer
@@ -90,27 +90,13 @@ def available() -> bool:
 
 
 class Unsupported(Exception):
-    """A model the C step cannot take: found by :func:`settings`, or while packing (an int8 scheme with zero points)."""
+    """A model the C step cannot take: found by :func:`settings`, or while packing."""
 
 
 def _weight(module: nn.Module) -> Weights | None:
-    """A Linear's float32 CPU weight, or a dynamically quantised Linear's int8 one; None for anything else."""
-    if type(module) is QuantizedLinear:
-        weight = module.weight()
-        if weight.dtype != torch.qint8:
-            return None
-        if weight.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-            if weight.q_zero_point() != 0:
-                return None
-            scales = torch.full((weight.shape[0],), weight.q_scale(), dtype=torch.float32)
-        elif weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-            if weight.q_per_channel_axis() != 0 or bool(weight.q_per_channel_zero_points().any()):
-                return None
-            scales = weight.q_per_channel_scales().to(torch.float32)
-        else:
-            return None
-        bias = module.bias()
-        return Weights(weight.int_repr(), scales, None if bias is None else bias.detach().to(torch.float32))
+    """A Linear's float32 CPU weight, or an :class:`Int8Linear`'s int8 one; None for anything else."""
+    if type(module) is Int8Linear:
+        return Weights(module.weight, module.scales, module.bias)
     if type(module) not in (nn.Linear, PackedLinear):
         return None
     values, bias = module.weight, module.bias
@@ -152,7 +138,7 @@ class NativeDecoder:
         if isinstance(found, str):
             raise Unsupported(found)
         self.library = cdll
-        self._keep: list[Tensor] = []  # every tensor the C structures point into
+        self._keep: list[Tensor | PackedInt8] = []  # every tensor the C structures point into
         decoder, embed = model.decoder, model.tgt_embed
         layers = _decoder_layers(model)
         self.d, self.heads = embed.token.embedding_dim, found.heads
@@ -183,21 +169,16 @@ class NativeDecoder:
 
     def pack(self, weights: Weights) -> Weight:
         """``weights`` laid out for ``native_step.c`` (kept alive with this decoder)."""
-        rows, columns = weights.values.shape
         values = weights.values.detach().contiguous()
-        if weights.scales is None:
-            packed = torch.empty(self.library.selfattention_packed_size(rows, columns))
-            self.library.selfattention_pack(values.data_ptr(), rows, columns, packed.data_ptr())
-            sums = None
-        else:
-            packed = torch.empty(self.library.selfattention_packed_size_int8(rows, columns), dtype=torch.int8)
-            sums = torch.empty(rows, dtype=torch.int32)
-            self.library.selfattention_pack_int8(values.data_ptr(), rows, columns, packed.data_ptr(), sums.data_ptr())
-        self._keep += [packed] if sums is None else [packed, sums]
-        return Weight(
-            packed.data_ptr(), self._hold(weights.bias), self._hold(weights.scales),
-            None if sums is None else sums.data_ptr(),
-        )  # fmt: skip
+        if weights.scales is not None:
+            int8 = PackedInt8(self.library, values, weights.scales, weights.bias)
+            self._keep.append(int8)
+            return int8.weight
+        rows, columns = values.shape
+        packed = torch.empty(self.library.selfattention_packed_size(rows, columns))
+        self.library.selfattention_pack(values.data_ptr(), rows, columns, packed.data_ptr())
+        self._keep.append(packed)
+        return Weight(packed.data_ptr(), self._hold(weights.bias), None, None)
 
     def _layer(self, layer: DecoderLayer) -> Layer:
         attn, cross, ff = layer.self_attn, layer.cross_attn, layer.feed_forward
@@ -234,16 +215,16 @@ def _decoder_layers(model: Transformer) -> list[DecoderLayer]:
 def _version(model: Transformer) -> tuple[object, ...]:
     """What identifies the decoder's weights as they are now: its modules, each weight's address and version.
 
-    An int8 layer's weight is not a parameter: its packed parameters object stands for it (a new
-    weight is a new object).
+    An int8 layer's weight, scales and bias are buffers, not parameters: they count too.
     """
     modules = [*model.decoder.modules(), *model.tgt_embed.modules(), model.output_proj]
-    tensors = [*model.decoder.parameters(), *model.tgt_embed.parameters(), *model.output_proj.parameters()]
-    return (
-        tuple(id(m) for m in modules),
-        tuple(id(m._packed_params._packed_params) for m in modules if type(m) is QuantizedLinear),
-        tuple((t.data_ptr(), t._version) for t in tensors),
-    )
+    tensors: list[Tensor] = [
+        *model.decoder.parameters(),
+        *model.tgt_embed.parameters(),
+        *model.output_proj.parameters(),
+    ]
+    tensors += [t for m in modules if type(m) is Int8Linear for t in (m.weight, m.scales, m.bias) if t is not None]
+    return (tuple(id(m) for m in modules), tuple((t.data_ptr(), t._version) for t in tensors))
 
 
 _decoders: weakref.WeakKeyDictionary[Transformer, tuple[tuple[object, ...], NativeDecoder | None]] = (

@@ -13,11 +13,19 @@ not use the OpenMP thread pool its parent may have started, so more is refused. 
 Linux (macOS forks, but not safely once system frameworks are loaded). Results come back in
 the order of the batches. A worker that dies (killed, out of memory) stops the pool with a
 :class:`WorkersError` rather than leaving the caller waiting; Ctrl-C reaches the parent only.
+
+How many when the caller names no number (:func:`automatic_workers`, what ``translate`` and
+``evaluate`` do without ``--workers``): one process for a single batch, else one worker per core
+this process may run on, never more than there are batches. The C decoding step runs on one
+thread, so one process leaves every other core idle through its search, while a worker costs
+little beyond its share of the search and a fork little beside a batch (the figures, and the
+case where it does not pay: docs/speed.md, ``benchmarks/worker_overhead.py``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import weakref
@@ -27,6 +35,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
+
+from selfattention.engine import switched_off
 
 Batch = Sequence[Sequence[int]]
 Decode = Callable[[Batch, Any], list[list[int]]]
@@ -56,19 +66,52 @@ def _ready(_: int) -> bool:
     return _decode is not None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity outside Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Whether decoding workers can be forked here (Linux's ``fork()``)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def automatic_workers(batches: int, cores: int | None = None) -> int:
+    """The decoding processes for ``batches`` batches when none are asked for: 1 is this process alone.
+
+    One batch: one process (a second would have nothing to do). Several, on 2 or more ``cores``
+    (default: :func:`usable_cores`): one worker per core, never more workers than batches. One
+    process where workers cannot be forked (not Linux) and with the engine switched off
+    (``SELFATTENTION_NATIVE=0``: the reference path only; ``--workers N`` still forks).
+    """
+    cores = usable_cores() if cores is None else cores
+    if batches < 2 or cores < 2 or not can_fork() or switched_off():
+        return 1
+    return min(cores, batches)
+
+
 class DecodingPool:
     """``workers`` forked processes, each calling ``decode(batch, config)`` on its share of batches."""
 
     def __init__(self, decode: Decode, workers: int) -> None:
         if workers < 2:
             raise ValueError(f"a decoding pool needs at least 2 workers, got {workers}")
-        if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        if not can_fork():
             raise WorkersError(f"decoding workers need Linux's fork(); on {sys.platform} use --workers 1")
         self._executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(decode,)
         )
         self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=False, cancel_futures=True)
-        if not all(self._executor.map(_ready, range(workers))):  # forks every worker now, before other threads
+        try:
+            ready = all(self._executor.map(_ready, range(workers)))  # forks every worker now, before other threads
+        except BrokenProcessPool:
+            self.close()
+            raise WorkersError("a decoding worker process died as it started") from None
+        if not ready:
+            self.close()
             raise WorkersError("a decoding worker started without its translator")
 
     def map(self, batches: Iterable[Batch], config: Any) -> Iterator[list[list[int]]]:
@@ -104,4 +147,4 @@ class DecodingPool:
             process.join(timeout=10)
 
 
-__all__ = ["DecodingPool", "WorkersError"]
+__all__ = ["DecodingPool", "WorkersError", "automatic_workers", "can_fork", "usable_cores"]

@@ -69,7 +69,7 @@ int64_t selfattention_packed_size(int64_t n, int64_t k);
 void selfattention_pack(const float *w, int64_t n, int64_t k, float *packed);
 int64_t selfattention_packed_size_int8(int64_t n, int64_t k);
 void selfattention_pack_int8(const int8_t *w, int64_t n, int64_t k, int8_t *packed, int32_t *sums);
-int selfattention_linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y);
+int selfattention_linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y); /* Int8Linear */
 int selfattention_step(
     const model_t *model, const layer_t *layers, const float *positions, const int64_t *tokens, int64_t rows,
     int64_t position, float *self_kv, int64_t capacity, int64_t max_len, int64_t *history,

@@ -324,7 +324,8 @@ static void linear(const float *x, int64_t m, int64_t k, const weight_t *w, int6
     }
 }
 
-/* y (m, n) = x (m, k) . W^T + bias for one packed weight, for tests; returns 1 when scratch cannot be had. */
+/* y (m, n) = x (m, k) . W^T + bias for one packed weight: quantize.py's Int8Linear (the int8 layers the step
+ * does not compute) and tests. Returns 1 when scratch cannot be had. */
 int selfattention_linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y) {
     uint8_t *q = malloc((size_t)(m * (k + 3) + 1));
     float *s = malloc(sizeof(float) * (size_t)(m + 1));
