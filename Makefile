@@ -14,8 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 
+# The demo installs the web extra too, so that `selfattention serve` works after `make demo`.
 $(VENV)/.installed: $(BIN)/python $(BUILT_AT_INSTALL)
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[web]'
 	touch $@
 
 # The browser test drives Debian's chromium (Playwright's own download does not work everywhere):

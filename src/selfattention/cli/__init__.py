@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from selfattention.cli import attention, context, doctor, evaluate, explain, heads, interop, serve, train, translate
-from selfattention.cli.common import CommandError
+from selfattention.cli.common import CommandError, Parser
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
 from selfattention.decoding import InputError
@@ -19,7 +19,7 @@ COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serv
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="selfattention",
         description="Train, run and see an English-to-French Transformer, one attention step at a time.",
     )
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action=doctor.VersionAction, help="print the version and which engine runs here, then exit"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(commands)
     return parser

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from selfattention.cli.common import CommandError, check_layer_and_head, layer_count, resolve_model
+from selfattention.cli.common import CommandError, check_layer_and_head, examples, layer_count, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection.recorder import KINDS
 
@@ -25,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "attention",
         help="draw attention as lines, heatmaps or a grid (PNG, SVG, HTML)",
         description="Translate a sentence and draw the attention the model used, as PNG, SVG or a standalone HTML page.",
-        epilog='Example: selfattention attention "A dog ate the food because it was hungry." --token it --out it.png',
+        epilog=examples('selfattention attention "A dog ate the food because it was hungry." --token it --out it.png'),
     )
     parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
     parser.add_argument("--out", required=True, help="picture file: .png, .svg or .html")

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from selfattention.config import ModelConfig
 
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "en-fr"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but a text written on several lines (an epilog of examples) keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose help keeps written examples as they are (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def examples(*commands: str) -> str:
+    """An epilog that lists example commands, one a line."""
+    return "Examples:\n" + "\n".join(f"  {command}" for command in commands)
 
 
 class CommandError(Exception):

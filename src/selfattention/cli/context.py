@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, examples, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence
 
 
@@ -19,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "the vocabulary pieces nearest its last-layer vector. A word split into pieces is the "
             "mean of its pieces."
         ),
-        epilog='Example: selfattention context "I love Apple phones" "I love apple juice" --word apple --out apple.png',
+        epilog=examples(
+            'selfattention context "I love Apple phones" "I love apple juice" --word apple --out apple.png'
+        ),
     )
     parser.add_argument(
         "sentences",

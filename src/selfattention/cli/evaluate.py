@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from selfattention.cli.common import CommandError
+from selfattention.cli.common import CommandError, examples
 from selfattention.cli.translate import add_decoding_arguments, decoding_config, load_translator
 
 
@@ -19,7 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "(cased, detokenised) and chrF. With --corpus multi30k --split test, also report the "
             "Multi30k-comparable BLEU (lower-cased, Moses-tokenised, official references)."
         ),
-        epilog="Example: selfattention evaluate --src test.en --ref test.fr    selfattention evaluate --corpus multi30k",
+        epilog=examples(
+            "selfattention evaluate --src test.en --ref test.fr", "selfattention evaluate --corpus multi30k"
+        ),
     )
     parser.add_argument("--src", help="source file, one English sentence a line (plain or .gz)")
     parser.add_argument("--ref", help="reference file, one French sentence a line")

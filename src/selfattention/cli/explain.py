@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from selfattention.cli.common import CommandError, check_layer_and_head, resolve_model
+from selfattention.cli.common import CommandError, check_layer_and_head, examples, resolve_model
 from selfattention.data.tokenizer import BOS_ID
 from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence, check_target
 from selfattention.inspection.recorder import KINDS
@@ -23,7 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "and V; the similarity scores Q·Kᵀ; their division by sqrt(d_k); the softmax weights "
             "as percentages; the output Z; and where each word looks."
         ),
-        epilog='Examples: selfattention explain "I am good"    selfattention explain --example toy',
+        epilog=examples('selfattention explain "I am good"', "selfattention explain --example toy"),
     )
     explain.add_argument(
         "text", nargs="?", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters (not with --example)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, examples, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
 from selfattention.inspection.recorder import KINDS
 
@@ -19,7 +19,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "'dog'. Subword pieces are merged into words: attention to a word is the sum over its "
             "pieces, attention from a word the mean over its pieces (Clark et al., 2019)."
         ),
-        epilog='Example: selfattention heads "A dog ate the food because it was hungry." --from it --to dog',
+        epilog=examples('selfattention heads "A dog ate the food because it was hungry." --from it --to dog'),
     )
     parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
     parser.add_argument("--from", dest="from_word", required=True, help="the word that attends (query)")

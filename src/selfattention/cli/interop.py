@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, examples, resolve_model
 from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.interop.ct2 import QUANTIZATIONS, export_ct2, require_ct2
 from selfattention.interop.marian import InteropError, export_marian, import_marian
@@ -25,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "from the Hub, and write a model directory that every command takes with --model. Nothing is "
             "downloaded and transformers is not needed; a pytorch_model.bin is read as tensors only."
         ),
-        epilog="Example: selfattention import-hf ~/models/opus-mt-en-fr --out opus-en-fr",
+        epilog=examples("selfattention import-hf ~/models/opus-mt-en-fr --out opus-en-fr"),
     )
     importer.add_argument("directory", help="the Hugging Face model directory")
     importer.add_argument("--out", required=True, help="the model directory to write")
@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "generation_config.json, model.safetensors, source.spm, target.spm, vocab.json, "
             "tokenizer_config.json. With --check, load it back with transformers and compare."
         ),
-        epilog="Example: selfattention export-hf runs/base/best --out hf-en-fr --check",
+        epilog=examples("selfattention export-hf runs/base/best --out hf-en-fr --check"),
     )
     exporter.add_argument("model", help="model directory or bundled model name")
     exporter.add_argument("--out", required=True, help="the Hugging Face directory to write")
@@ -65,7 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "tokenizer files are copied beside it (source.spm cuts the input into pieces). Needs ctranslate2 "
             "and transformers: pip install 'selfattention[ct2]'."
         ),
-        epilog="Example: selfattention export-ct2 runs/base/best --out ct2-en-fr --quantization int8",
+        epilog=examples("selfattention export-ct2 runs/base/best --out ct2-en-fr --quantization int8"),
     )
     ct2.add_argument("model", help="model directory or bundled model name")
     ct2.add_argument("--out", required=True, help="the CTranslate2 directory to write")

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import sys
 
-from selfattention.cli.common import CommandError, resolve_model
+from selfattention.cli.common import CommandError, examples, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, Translator
 
 DEFAULT_HOST = "127.0.0.1"
@@ -28,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "the internet. It listens on 127.0.0.1 (this computer only) unless --host says otherwise. "
             "Needs the web extra: pip install 'selfattention[web]'."
         ),
-        epilog="Example: selfattention serve --port 8000, then open http://127.0.0.1:8000/",
+        epilog=examples("selfattention serve --port 8000      # then open http://127.0.0.1:8000/"),
     )
     parser.add_argument(
         "--host",

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from selfattention.cli.common import CommandError
+from selfattention.cli.common import CommandError, examples
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -21,10 +21,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "and [train] tables), writing checkpoints, metrics.jsonl, curves.png and the best model "
             "(best/) into --out. Any setting can be overridden as table.key=value."
         ),
-        epilog=(
-            "Examples: selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60; "
-            "on 4 GPUs: selfattention train --nproc 4 --config configs/en-fr.toml --out runs/en-fr "
-            "(or torchrun --nproc-per-node 4 -m selfattention train ...; see docs/training.md)"
+        epilog=examples(
+            "selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60",
+            "selfattention train --config configs/en-fr.toml --out runs/en-fr --resume",
+            "selfattention train --nproc 4 --config configs/en-fr.toml --out runs/en-fr   # 4 GPUs (docs/training.md)",
         ),
     )
     parser.add_argument("--config", required=True, help="TOML configuration, e.g. configs/en-fr.toml")
@@ -70,7 +70,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="fetch a public corpus (needs a network connection)",
         description="Download Multi30k (English, French) from its public repository, checking every file's SHA-256.",
     )
-    download.add_argument("corpus", choices=["multi30k"])
+    download.add_argument(
+        "corpus",
+        choices=["multi30k"],
+        help="the corpus to fetch: multi30k (English and French, task 1, SHA-256 checked)",
+    )
     download.add_argument("--data-dir", required=True, help="where to put it")
     download.set_defaults(run=run_download)
 

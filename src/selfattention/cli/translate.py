@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from selfattention.cli.common import read_stdin_lines, resolve_model
+from selfattention.cli.common import examples, read_stdin_lines, resolve_model
 from selfattention.decoding import PRECISIONS, DecodingConfig, Translator
 from selfattention.engine.workers import automatic_workers
 
@@ -33,9 +33,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "one output line. A single sentence longer than the model reads is refused, naming "
             "the limit: nothing is cut. Standard input must be UTF-8."
         ),
-        epilog='Examples: selfattention translate "I am good."    selfattention translate < english.txt > french.txt',
+        epilog=examples('selfattention translate "I am good."', "selfattention translate < english.txt > french.txt"),
     )
     parser.add_argument("text", nargs="*", help="sentences to translate (default: read lines from standard input)")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar (it is drawn only when standard error is a terminal)",
+    )
     add_decoding_arguments(parser)
     parser.set_defaults(run=run_translate)
 
@@ -50,7 +56,9 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-len-a", type=float, default=1.5, help="longest output = a * source length + b (default a=1.5)"
     )
-    parser.add_argument("--max-len-b", type=int, default=10, help="(default b=10)")
+    parser.add_argument(
+        "--max-len-b", type=int, default=10, help="longest output = a * source length + b, in pieces (default b=10)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument(
         "--workers",
@@ -122,7 +130,7 @@ def run_translate(args: argparse.Namespace) -> int:
     texts = list(args.text) if args.text else read_stdin_lines()
     translator = load_translator(args, texts, config, split_long=True)
     bar = None
-    if len(texts) > config.batch_size:
+    if len(texts) > config.batch_size and not args.quiet and sys.stderr.isatty():  # no redraws in a log file
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts), unit="sentence", file=sys.stderr, desc="translating")

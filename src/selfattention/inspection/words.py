@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+SPECIAL_TOKENS = ("<s>", "</s>")  # the start and end markers: positions, not words of the sentence
+
 
 @dataclass(frozen=True)
 class Word:
@@ -27,7 +29,7 @@ def group_words(labels: list[str]) -> list[Word]:
     words: list[tuple[str, list[int]]] = []
     for position, label in enumerate(labels):
         continuation = label.startswith("##") and not _is_punctuation(label[2:])
-        if continuation and words and words[-1][0] not in ("<s>", "</s>"):
+        if continuation and words and words[-1][0] not in SPECIAL_TOKENS:
             text, pieces = words[-1]
             text = "" if text == "▁" else text  # a lone word-start piece begins the word
             words[-1] = (text + label[2:], [*pieces, position])
@@ -53,7 +55,7 @@ def find_word(words: list[Word], text: str, occurrence: int = 1) -> int:
     wanted = text.strip().lower()
     matches = [i for i, word in enumerate(words) if word.text.lower() == wanted]
     if len(matches) < occurrence or occurrence < 1:
-        listed = ", ".join(repr(word.text) for word in words)
+        listed = ", ".join(repr(word.text) for word in words if word.text not in SPECIAL_TOKENS)
         found = f"it occurs {len(matches)} time(s)" if matches else "it is not there"
         raise ValueError(f"no word {text!r} (occurrence {occurrence}) in the sentence: {found}. Words: {listed}")
     return matches[occurrence - 1]
