@@ -319,6 +319,25 @@ def test_openapi_documents_every_endpoint_and_its_errors(client: TestClient) -> 
     assert components["ExplainResponse"]["properties"]["sqrt_dk"]["description"]
 
 
+def test_openapi_declares_the_character_limit_the_server_enforces(translator: Translator) -> None:
+    for limit in (MAX_CHARS, 37):
+        schema = TestClient(create_app(translator, max_chars=limit)).get("/openapi.json").json()
+        components = schema["components"]["schemas"]
+        for name in ("TranslateRequest", "AttentionRequest", "ExplainRequest"):
+            assert components[name]["properties"]["text"]["maxLength"] == limit, name
+        target = components["AttentionRequest"]["properties"]["target"]
+        assert [o["maxLength"] for o in target["anyOf"] if o.get("type") == "string"] == [limit]
+        assert components["ContextRequest"]["properties"]["sentences"]["items"]["maxLength"] == limit
+        assert components["ContextRequest"]["properties"]["word"]["maxLength"] == limit
+
+
+def test_explain_says_whether_the_projections_add_a_bias(client: TestClient, translator: Translator) -> None:
+    response = client.post("/api/explain", json={"text": SENTENCE, "kind": "encoder", "layer": 0, "head": 0})
+    assert response.status_code == 200, response.text
+    has_bias = translator.model.encoder.layers[0].self_attn.q_proj.bias is not None
+    assert response.json()["has_bias"] is has_bias
+
+
 def test_the_page_and_its_files_are_served_and_load_nothing_from_elsewhere(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200

@@ -15,9 +15,11 @@ import math
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -140,6 +142,7 @@ class ExplainResponse(BaseModel):
     shapes: Shapes = Field(description="The sizes of the matrices.")
     d_k: int = Field(description="The width of one head's queries and keys.")
     sqrt_dk: float = Field(description="sqrt(d_k), the number step 2 divides by.")
+    has_bias: bool = Field(description="Whether the projections add a bias: Q = X·W_Q + b (and K, V likewise).")
     causal: bool = Field(description="True for decoder self-attention: row i may only look at columns 0 to i.")
     scores: list[list[float]] = Field(description="Step 1: Q·Kᵀ, T x S similarity scores.")
     scaled_scores: list[list[float]] = Field(description="Step 2: Q·Kᵀ / sqrt(d_k).")
@@ -224,6 +227,22 @@ class TraceCache:
             return trace
 
 
+def _openapi_with_limits(app: FastAPI, max_chars: int) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, with this server's character limit on every text it takes."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        for model in schema.get("components", {}).get("schemas", {}).values():
+            for name, field in model.get("properties", {}).items():
+                if name in ("text", "target", "word"):
+                    for option in field.get("anyOf", [field]):
+                        if option.get("type") == "string":
+                            option["maxLength"] = max_chars
+                elif name == "sentences" and field.get("type") == "array":
+                    field.setdefault("items", {})["maxLength"] = max_chars
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(
     translator: Translator, *, max_chars: int = MAX_SENTENCE_CHARS, max_sentences_context: int = 8
 ) -> FastAPI:
@@ -243,6 +262,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.traces = traces
+    app.openapi = lambda: _openapi_with_limits(app, max_chars)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(InputError, _unusable_text)
@@ -331,6 +351,7 @@ def create_app(
             shapes=Shapes(T=len(rows), S=len(columns), d_model=e.d_model, d_k=e.d_k),
             d_k=e.d_k,
             sqrt_dk=math.sqrt(e.d_k),
+            has_bias=e.has_bias,
             causal=e.kind == "decoder",
             scores=_rows(e.scores),
             scaled_scores=_rows(e.scaled_scores),

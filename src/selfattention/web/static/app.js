@@ -417,13 +417,14 @@ function renderExplanation(e) {
 
   htmlElement("p", "The matrices and their sizes (rows × columns)", out, "step-title");
   const kvSource = e.kind === "cross" ? "the encoder's output" : "X";
+  const bias = e.has_bias ? " + b" : "";  // as the model computes it, and as `selfattention explain` prints it
   const shapes = htmlElement("table", null, out, "shapes");
   const shapeRows = [
     ["X", `${s.T} × ${s.d_model}`, e.kind === "encoder" ? "one row per token: the layer's input" : "one row per French token: the decoder layer's input"],
     ["W_Q, W_K, W_V", `${s.d_model} × ${s.d_k}`, `this head's learned projections (d_k = ${s.d_k})`],
-    ["Q = X·W_Q", `${s.T} × ${s.d_k}`, "queries: what each word is looking for"],
-    [`K = ${kvSource}·W_K`, `${s.S} × ${s.d_k}`, "keys: what each word offers to be matched"],
-    [`V = ${kvSource}·W_V`, `${s.S} × ${s.d_k}`, "values: what each word passes on"],
+    [`Q = X·W_Q${bias}`, `${s.T} × ${s.d_k}`, "queries: what each word is looking for"],
+    [`K = ${kvSource}·W_K${bias}`, `${s.S} × ${s.d_k}`, "keys: what each word offers to be matched"],
+    [`V = ${kvSource}·W_V${bias}`, `${s.S} × ${s.d_k}`, "values: what each word passes on"],
   ];
   for (const [name, size, note] of shapeRows) {
     const tr = htmlElement("tr", null, shapes);
