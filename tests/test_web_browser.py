@@ -165,7 +165,9 @@ def test_the_page_translates_draws_and_explains(server: str, tmp_path: Path) -> 
             page.wait_for_selector("#explain table.matrix")
             explain = page.inner_text("#explain")
             assert "Step 1: similarity scores Q·Kᵀ" in explain
-            assert "Q = X·W_Q + b" in explain and "V = X·W_V + b" in explain  # the tiny model has biases, as the CLI says
+            assert (
+                "Q = X·W_Q + b" in explain and "V = X·W_V + b" in explain
+            )  # the tiny model has biases, as the CLI says
             assert "√d_k = √16 = 4" in explain
             assert len(re.findall(r"\d+(?:\.\d)? %", explain)) >= queries * keys
             assert "100 %" in explain  # the row sums
