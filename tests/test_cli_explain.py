@@ -48,7 +48,9 @@ def test_explain_other_layer_head_and_cross_attention(capsys):
     )
     assert status == 0
     assert "Layer 5, head 7 of 8: cross-attention" in out
-    assert "'vais' attends to 'I'" in out
+    # A decoder row is named by the word its step writes: "vais" is written while reading "Je".
+    assert re.search(r"Writing 'vais', the decoder looks at 'I' [\d.]+ %", out)
+    assert "X        " in out and "a row is named by the token its step writes" in out
 
 
 def test_explain_toy_example_matches_the_seed(capsys):

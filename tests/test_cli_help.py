@@ -87,3 +87,13 @@ def test_a_missing_word_lists_the_sentence_words_not_the_end_marker(capsys: pyte
     err = capsys.readouterr().err
     assert "no word 'it'" in err and "'I', 'am', 'good'" in err
     assert "</s>" not in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["attention", "--help"], ["watch", "--help"]])
+def test_help_explains_the_one_notation_for_pieces(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "## marks a piece that continues the word before it" in out
+    assert "␣ a word start whose letters follow in ## pieces" in out
+    assert "▁" not in out  # SentencePiece's own mark is never shown

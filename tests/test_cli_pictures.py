@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
+import torch
 
 from selfattention.cli import main
 from selfattention.decoding import Translator
@@ -63,23 +64,29 @@ def test_attention_writes_a_png_for_every_view(
     assert_png(out)
 
 
-def test_attention_html_is_standalone_with_inline_svg(
+def test_attention_html_is_standalone_and_carries_the_weights(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "page.html"
-    text = 'The dog & "<cat>" runs.'
+    text = 'The dog & "<cat>" runs </script>.'
     status, _, err = run(
         capsys, "attention", text, "--view", "heatmap", "--out", str(out), "--model", str(tiny_model_dir)
     )
     assert status == 0, err
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == 1 and "</svg>" in page
-    assert "<cat>" not in page and "<script" not in page.lower()
-    assert "Attention: The dog &amp; &quot;&lt;cat&gt;&quot; runs." in page
+    assert "<cat>" not in page and page.lower().count("</script") == 2  # the user's text never closes one
     for target in re.findall(r"(?:href|src)\s*=\s*[\"']([^\"']*)", page):
         assert target.startswith(("#", "data:")), target
-    assert re.search(r'id="cell-\d+-\d+"', page)
+    assert "import " not in page.split('type="module">', 1)[1]  # the drawing code is inlined, not imported
+    payload = page.split('id="attention-data">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(payload)  # JSON reads "<\\/" as "</"
+    translator = Translator.load(tiny_model_dir)
+    trace = trace_translation(translator.model, translator.tokenizer, text)
+    assert data["rows"] == data["columns"] == trace.source_labels
+    weights = torch.tensor(data["weights"])
+    expected = trace.recorder.attention("encoder", translator.model.config.encoder_layers - 1).weights[0, 0]
+    torch.testing.assert_close(weights, expected.float(), atol=1e-6, rtol=0)
 
 
 def test_attention_svg_line_view_with_token_draws_only_its_lines(
@@ -92,7 +99,7 @@ def test_attention_svg_line_view_with_token_draws_only_its_lines(
     labels = trace_translation(translator.model, translator.tokenizer, TEXT, target="Un chien").source_labels
     words = group_words(labels)
     pieces = words[find_word(words, "it")].pieces
-    first_piece = next(p for p in pieces if labels[p] != "▁")  # a lone word-start piece is skipped
+    first_piece = next(p for p in pieces if labels[p] != "␣")  # a lone word-start piece is skipped
     ids = [el.get("id") for el in ET.parse(out).getroot().iter() if (el.get("id") or "").startswith("line-")]
     assert ids
     assert {int(name.split("-")[1]) for name in ids} == {first_piece}

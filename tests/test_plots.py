@@ -94,8 +94,8 @@ def test_line_view_highlight_draws_only_that_row(tmp_path: Path) -> None:
     assert set(lines) == {"line-3-0", "line-3-1", "line-3-3"}  # 3-2 is below min_weight
     styles = {pair(name)[1]: line_style(group) for name, group in lines.items()}
     assert max(styles, key=lambda j: styles[j][0]) == 1
-    # Highlighted lines are scaled by the highlighted row's peak: the strongest one is fully opaque.
-    assert styles[1][1] == pytest.approx(1.0)
+    # Thickness and opacity follow the weight itself, as the legend and the web page say.
+    assert styles[1][1] == pytest.approx(0.1 + 0.9 * float(WEIGHTS[3, 1]))
     text = ET.tostring(root, encoding="unicode")
     assert "#d1495b" in text  # the highlight colour
 
@@ -126,8 +126,9 @@ def grid_weights(layers: int = 2, heads: int = 3, size: int = 4) -> torch.Tensor
 
 def test_grid_draws_every_layer_and_head(tmp_path: Path) -> None:
     figure = grid(grid_weights(), QUERIES, KEYS, title="every head")
-    assert len(figure.axes) == 2 * 3
-    titles = [ax.get_title() for ax in figure.axes]
+    assert len(figure.axes) == 2 * 3 + 1  # and one colour bar for all
+    assert figure.axes[-1].get_ylabel() == "attention weight"
+    titles = [ax.get_title() for ax in figure.axes[:-1]]
     assert titles == [f"layer {layer}, head {head}" for layer in range(2) for head in range(3)]
     path = tmp_path / "grid.svg"
     with matplotlib.rc_context({"svg.fonttype": "none"}):
@@ -138,14 +139,14 @@ def test_grid_draws_every_layer_and_head(tmp_path: Path) -> None:
 
 def test_grid_honours_layer_and_head_filters() -> None:
     figure = grid(grid_weights(), QUERIES, KEYS, layers=[1], heads=[0, 2])
-    assert [ax.get_title() for ax in figure.axes] == ["layer 1, head 0", "layer 1, head 2"]
+    assert [ax.get_title() for ax in figure.axes[:-1]] == ["layer 1, head 0", "layer 1, head 2"]
     plt.close(figure)
 
 
 def test_grid_cells_show_the_right_head() -> None:
     weights = grid_weights()
     figure = grid(weights, QUERIES, KEYS, layers=[1], heads=[2])
-    (ax,) = figure.axes
+    ax, _colour_bar = figure.axes
     (image,) = ax.get_images()
     assert torch.allclose(torch.as_tensor(image.get_array()).float(), weights[1, 2])
     plt.close(figure)
@@ -268,3 +269,41 @@ def test_rollout_multiplies_layers_from_the_bottom_up() -> None:
 def test_rollout_needs_a_layer() -> None:
     with pytest.raises(ValueError, match="at least one layer"):
         rollout([])
+
+
+def test_line_view_has_a_legend_of_three_thicknesses(tmp_path: Path) -> None:
+    root = svg_tree(line_view(WEIGHTS, QUERIES, KEYS), tmp_path / "legend.svg")
+    legend = by_id(root, "legend-")
+    assert set(legend) == {"legend-0", "legend-1", "legend-2"}
+    widths = [line_style(legend[f"legend-{k}"])[0] for k in range(3)]
+    assert widths == sorted(widths) and widths[0] < widths[2]
+
+
+def test_line_view_of_spread_attention_keeps_each_rows_strongest_line_only_when_faint() -> None:
+    """Decoder-like rows spread over 30 keys: lines under 5 % are left out, but every row keeps one."""
+    n = 30
+    weights = torch.softmax(torch.randn(n, n, generator=torch.Generator().manual_seed(0)) * 0.5, dim=-1)
+    labels = [f"w{i}" for i in range(n)]
+    figure = line_view(weights, labels, labels)
+    drawn = [line.get_gid() for line in figure.axes[0].lines if (line.get_gid() or "").startswith("line-")]
+    assert len(drawn) < n * n // 4  # far fewer than every pair
+    assert {int(gid.split("-")[1]) for gid in drawn} == set(range(n))  # every row keeps its strongest
+    for gid in drawn:
+        i, j = pair(gid)
+        assert float(weights[i, j]) >= 0.05 or j == int(weights[i].argmax())
+    plt.close(figure)
+
+
+def test_long_sentences_get_smaller_labels_not_overlapping_ones() -> None:
+    n = 40
+    weights = torch.full((n, n), 1.0 / n)
+    labels = [f"piece{i}" for i in range(n)]
+    line_figure = line_view(weights, labels, labels)
+    sizes = {text.get_fontsize() for text in line_figure.axes[0].texts if text.get_text() in labels}
+    assert sizes and max(sizes) < 10
+    height_per_row = line_figure.get_size_inches()[1] / n
+    assert height_per_row * 72 >= 1.4 * max(sizes)  # each row has room for its label
+    plt.close(line_figure)
+    heat = heatmap(weights, labels, labels)
+    assert {label.get_fontsize() for label in heat.axes[0].get_yticklabels()} == {6}
+    plt.close(heat)

@@ -33,6 +33,7 @@ with warnings.catch_warnings():  # Starlette now prefers the httpx2 package; htt
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
     from fastapi.testclient import TestClient
 
+from selfattention.inspection.interactive import DRAWING_DIR
 from selfattention.web import create_app
 from selfattention.web.app import MAX_BODY_BYTES, STATIC_DIR
 
@@ -116,7 +117,8 @@ def test_attention_rows_are_distributions_over_the_labelled_tokens(
 ) -> None:
     body = attention(client, kind=kind, layer=layer, head=head)
     source = client.post("/api/translate", json={"text": SENTENCE}).json()
-    queries = source["source_tokens"] if kind == "encoder" else source["target_tokens"]
+    # A decoder row is named by the token its step writes: the French after <s>, then </s>.
+    queries = source["source_tokens"] if kind == "encoder" else [*source["target_tokens"][1:], "</s>"]
     keys = source["target_tokens"] if kind == "decoder" else source["source_tokens"]
     assert body["rows"] == queries
     assert body["columns"] == keys
@@ -159,8 +161,8 @@ def test_switching_layer_or_head_does_not_translate_again(translator: Translator
 def test_a_given_french_side_replaces_the_translation(client: TestClient) -> None:
     body = attention(client, kind="cross", target="Le chat dort.")
     assert body["translation"] == "Le chat dort."
-    assert body["rows"][0] == "<s>"
-    assert "".join(body["rows"][1:]).replace("##", "").replace("▁", "") == "Lechatdort."
+    assert body["rows"][-1] == "</s>"  # the row that writes the end of the sentence
+    assert "".join(body["rows"][:-1]).replace("##", "").replace("␣", "") == "Lechatdort."
     assert attention(client, kind="cross", target="   ")["translation"] == attention(client)["translation"]
 
 
@@ -194,8 +196,26 @@ def test_explain_shows_the_four_steps_of_one_head(client: TestClient, kind: str)
     assert e["output_columns"] == 8
     assert len(e["row_sentences"]) == t
     for token, sentence in zip(e["query_tokens"], e["row_sentences"], strict=True):
-        assert sentence.startswith(f"'{token}'")
-        assert "%" in sentence
+        who = f"'{token}'" if kind == "encoder" else f"Writing '{token}'"
+        assert sentence.startswith(who)
+        # The three strongest keys and the rest, not every key of the row.
+        assert 1 <= sentence.count("%") <= 4, sentence
+
+
+def test_cross_attention_rows_are_the_tokens_written_as_in_the_alignment(
+    client: TestClient, translator: Translator
+) -> None:
+    """Row i of cross-attention is the step that writes token i: "nourriture" looks at "food"."""
+    body = attention(client, kind="cross", layer=0, head=0, target="Le chat dort.")
+    trace = trace_translation(translator.model, translator.tokenizer, SENTENCE, target="Le chat dort.")
+    assert body["rows"] == trace.produced_labels
+    assert body["rows"][0] != "<s>" and body["rows"][-1] == "</s>"
+    decoder = attention(client, kind="decoder", layer=0, head=0, target="Le chat dort.")
+    assert decoder["rows"] == trace.produced_labels
+    assert decoder["columns"] == trace.target_labels  # what the decoder reads: <s> and the words written
+    # The row that writes a word never sees it: its weight sits at or before the word it reads.
+    weights = torch.tensor(decoder["weights"])
+    assert torch.all(weights.triu(diagonal=1) == 0)
 
 
 def test_context_compares_the_word_layer_by_layer(client: TestClient) -> None:
@@ -307,9 +327,10 @@ def test_a_body_over_the_limit_is_refused_with_413(client: TestClient) -> None:
 def test_openapi_documents_every_endpoint_and_its_errors(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) == {"/api/model", "/api/translate", "/api/attention", "/api/explain", "/api/context"}
+    posts = ["/api/translate", "/api/attention", "/api/explain", "/api/heads", "/api/watch", "/api/contrast"]
+    assert set(paths) == {"/api/model", "/api/context", *posts}
     assert "get" in paths["/api/model"]
-    for path in ("/api/translate", "/api/attention", "/api/explain", "/api/context"):
+    for path in (*posts, "/api/context"):
         responses = paths[path]["post"]["responses"]
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorMessage")
         assert "413" in responses
@@ -347,16 +368,24 @@ def test_the_page_and_its_files_are_served_and_load_nothing_from_elsewhere(clien
     for element_id in ("translation", "kind", "layer", "head", "lines", "heatmap", "explain", "context"):
         assert f'id="{element_id}"' in html
     assert SENTENCE in html
-    assert 'value="I love Apple phones"' in html and 'value="apple"' in html
+    assert 'value="He sat by the river bank."' in html and 'value="bank"' in html
     for reference in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert reference.startswith(("/", "data:", "#")), reference
-    for name, media_type in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    for name, media_type in (
+        ("app.js", "text/javascript"),
+        ("attention-view.js", "text/javascript"),  # shared with the standalone exports
+        ("style.css", "text/css"),
+        ("drawing.css", "text/css"),
+    ):
         response = client.get(f"/static/{name}")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
-        assert response.text == (STATIC_DIR / name).read_text(encoding="utf-8")
-    for name in ("index.html", "app.js", "style.css"):
-        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        folder = STATIC_DIR if (STATIC_DIR / name).exists() else DRAWING_DIR
+        assert response.text == (folder / name).read_text(encoding="utf-8")
+    pages = [*STATIC_DIR.iterdir(), *DRAWING_DIR.iterdir()]
+    for path in pages:
+        text = path.read_text(encoding="utf-8")
+        name = path.name
         remote = re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}", text)
         assert [url for url in remote if url != "http://www.w3.org"] == [], name
         assert "@import" not in text and "url(" not in text
@@ -464,3 +493,76 @@ def test_serve_without_the_web_extra_says_what_to_install(
 def test_serve_refuses_bad_options(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     assert main(["serve", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_watch_gives_every_step_of_the_decoding(client: TestClient, translator: Translator) -> None:
+    from selfattention.inspection.watch import watch_translation
+
+    response = client.post("/api/watch", json={"text": SENTENCE, "beam": 2, "top": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    watched = watch_translation(translator.model, translator.tokenizer, SENTENCE, DecodingConfig(beam_size=2), top_k=3)
+    assert (
+        body["translation"] == watched.translation == translator.translate([SENTENCE], DecodingConfig(beam_size=2))[0]
+    )
+    assert body["source_tokens"] == watched.source_labels
+    assert (body["beam"], body["search_steps"]) == (2, watched.search_steps)
+    assert len(body["steps"]) == len(watched.steps)
+    for sent, step in zip(body["steps"], watched.steps, strict=True):
+        assert (sent["reads"], sent["writes"]) == (step.reads, step.writes)
+        assert [c["piece"] for c in sent["top"]] == [piece for piece, _ in step.top]
+        assert len(sent["top"]) == 3
+        cross = torch.tensor(sent["cross"])
+        assert cross.shape == (LAYERS, N_HEADS, len(body["source_tokens"]))
+        torch.testing.assert_close(cross, step.cross)
+        assert [h["text"] for h in sent["beam"]] == [h.text for h in step.beam]
+
+
+def test_heads_gives_every_layer_and_head(client: TestClient, translator: Translator) -> None:
+    response = client.post("/api/heads", json={"text": SENTENCE, "kind": "cross"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    trace = trace_translation(translator.model, translator.tokenizer, SENTENCE)
+    assert body["rows"] == trace.produced_labels and body["columns"] == trace.source_labels
+    weights = torch.tensor(body["weights"])
+    assert weights.shape == (LAYERS, N_HEADS, len(body["rows"]), len(body["columns"]))
+    for layer in range(LAYERS):
+        expected = trace.recorder.attention("cross", layer).weights[0]
+        torch.testing.assert_close(weights[layer], expected.float(), atol=5e-5, rtol=0)
+    assert body["causal"] is False
+    assert client.post("/api/heads", json={"text": SENTENCE, "kind": "decoder"}).json()["causal"] is True
+
+
+def test_contrast_compares_two_sentences(client: TestClient, translator: Translator) -> None:
+    from selfattention.inspection.contrast import contrast
+
+    sentences = ["The dog ate the soup because it was hungry.", "The dog ate the soup because it was delicious."]
+    response = client.post("/api/contrast", json={"sentences": sentences, "beam": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = contrast(translator, *sentences, decoding=DecodingConfig(beam_size=1))
+    assert body["translations"] == list(expected.translations)
+    assert body["antecedents"] == ["dog", "soup"]
+    assert [(h["layer"], h["head"]) for h in body["heads"]] == [(h.layer, h.head) for h in expected.heads]
+    assert body["heads"][0]["shift"] == pytest.approx(expected.heads[0].shift)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/api/watch", {"text": "   "}, "empty"),
+        ("/api/watch", {"text": SENTENCE, "top": 0}, "top"),
+        ("/api/watch", {"text": SENTENCE, "beam": 9}, "beam"),
+        ("/api/contrast", {"sentences": [SENTENCE]}, "exactly 2 sentences"),
+        ("/api/contrast", {"sentences": [SENTENCE, SENTENCE], "pronoun": " "}, "pronoun is empty"),
+        ("/api/contrast", {"sentences": [SENTENCE, SENTENCE], "antecedents": ["dog"]}, "two antecedents"),
+        ("/api/contrast", {"sentences": [SENTENCE, SENTENCE], "antecedents": ["dog", "zebra"]}, "no word 'zebra'"),
+        ("/api/heads", {"text": SENTENCE, "kind": "sideways"}, "kind"),
+    ],
+)
+def test_the_learning_views_refuse_bad_requests_with_a_message(
+    client: TestClient, path: str, body: dict, message: str
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]

@@ -12,6 +12,7 @@ from selfattention.decoding import Translator
 from selfattention.inspection import TraceRecorder, TranslationTrace, trace_translation
 from selfattention.inspection.context import compare_contexts
 from selfattention.inspection.heads import rank_heads
+from selfattention.inspection.notation import piece_label
 from selfattention.inspection.recorder import _STEPS
 from selfattention.inspection.words import Word, find_word, group_words, word_attention
 
@@ -45,7 +46,7 @@ def test_group_words_keeps_sentence_marks_separate() -> None:
 
 
 def test_group_words_lone_word_start_joins_the_next_continuation() -> None:
-    words = group_words(["▁", "##I", "love", "▁", "##it", "##s"])
+    words = group_words(["␣", "##I", "love", "␣", "##it", "##s"])
     assert texts(words) == ["I", "love", "its"]
     assert [word.pieces for word in words] == [(0, 1), (2,), (3, 4, 5)]
 
@@ -268,7 +269,8 @@ def test_compare_contexts_neighbours_are_sorted_pieces(translator: Translator) -
         values = [value for _, value in neighbours]
         assert values == sorted(values, reverse=True)
         assert all(-1 - 1e-5 <= value <= 1 + 1e-5 for value in values)
-        assert {piece for piece, _ in neighbours} <= vocabulary
+        assert {piece for piece, _ in neighbours} <= {piece_label(piece) for piece in vocabulary}
+        assert not any(piece.startswith("▁") for piece, _ in neighbours)  # one notation: ## and ␣
         assert len({piece for piece, _ in neighbours}) == 7
 
 

@@ -7,21 +7,36 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from selfattention.cli import attention, context, doctor, evaluate, explain, heads, interop, serve, train, translate
+from selfattention.cli import (
+    attention,
+    context,
+    contrast,
+    doctor,
+    evaluate,
+    explain,
+    heads,
+    interop,
+    serve,
+    train,
+    translate,
+    watch,
+)
 from selfattention.cli.common import CommandError, Parser
 from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import TokenizerError
 from selfattention.decoding import InputError
 from selfattention.engine.allocator import tune_allocator
+from selfattention.inspection.notation import PIECES_NOTE
 from selfattention.model_io import ModelFileError
 
-COMMANDS = (explain, translate, attention, heads, context, train, evaluate, serve, interop, doctor)
+COMMANDS = (explain, translate, watch, attention, heads, contrast, context, train, evaluate, serve, interop, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="selfattention",
         description="Train, run and see an English-to-French Transformer, one attention step at a time.",
+        epilog=f"{PIECES_NOTE} A decoder row is named by the token that step writes.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv for debug)")
     parser.add_argument(

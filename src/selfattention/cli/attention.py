@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from selfattention.cli.common import CommandError, check_layer_and_head, examples, layer_count, resolve_model
 from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
+from selfattention.inspection.notation import LONE_WORD_START, PIECES_NOTE
 from selfattention.inspection.recorder import KINDS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 VIEWS = ("lines", "heatmap", "grid", "mean", "rollout", "alignment")
 VIEW_HELP = (
@@ -24,11 +30,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "attention",
         help="draw attention as lines, heatmaps or a grid (PNG, SVG, HTML)",
-        description="Translate a sentence and draw the attention the model used, as PNG, SVG or a standalone HTML page.",
+        description=(
+            "Translate a sentence and draw the attention the model used, as PNG, SVG or a standalone HTML page "
+            "that highlights a word's lines when you point at it. Decoder rows (--kind decoder or cross) are "
+            f"named by the French token that step writes. {PIECES_NOTE}"
+        ),
         epilog=examples('selfattention attention "A dog ate the food because it was hungry." --token it --out it.png'),
     )
     parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
-    parser.add_argument("--out", required=True, help="picture file: .png, .svg or .html")
+    parser.add_argument("--out", required=True, help="picture file: .png, .svg, or .html (interactive, opens offline)")
     parser.add_argument("--view", choices=VIEWS, default="lines", help=VIEW_HELP)
     parser.add_argument(
         "--kind", choices=KINDS, default="encoder", help="encoder (default), decoder or cross attention"
@@ -60,7 +70,8 @@ def parse_indices(text: str | None, limit: int, what: str) -> list[int] | None:
 def run_attention(args: argparse.Namespace) -> int:
     from selfattention.inspection import trace_translation
     from selfattention.inspection.aggregate import mean_over_heads, rollout
-    from selfattention.inspection.plots import grid, heatmap, line_view, save_figure  # matplotlib: here only
+    from selfattention.inspection.interactive import attention_page
+    from selfattention.inspection.plots import grid, heatmap, line_view  # matplotlib: here only
     from selfattention.inspection.words import find_word, group_words
 
     if args.beam < 1:
@@ -87,50 +98,68 @@ def run_attention(args: argparse.Namespace) -> int:
     step = trace.recorder.attention(args.kind, layer)
     weights = step.weights[0]  # (H, T, S)
     where = f"{args.kind} attention, layer {layer}"
-    if args.view == "lines":
-        highlight = None
-        if args.token:
-            words = group_words(rows)
-            try:
-                pieces = words[find_word(words, args.token)].pieces
-                highlight = next((p for p in pieces if rows[p] != "▁"), pieces[0])  # skip a lone word-start piece
-            except ValueError as error:
-                raise CommandError(str(error)) from None
-        figure = line_view(weights[args.head], rows, columns, highlight=highlight, title=f"{where}, head {args.head}")
-    elif args.view == "heatmap":
-        figure = heatmap(weights[args.head], rows, columns, title=f"{where}, head {args.head}")
-    elif args.view == "mean":
-        figure = heatmap(mean_over_heads(weights), rows, columns, title=f"{where}, mean over {config.n_heads} heads")
-    elif args.view == "alignment":
-        figure = heatmap(
-            mean_over_heads(weights),
-            trace.produced_labels,  # row i is the step that produced token i
-            columns,
-            title=f"source-target alignment: cross-attention, layer {layer}, mean over heads (row = French token produced)",
-        )
-    elif args.view == "rollout":
-        layers = [trace.recorder.attention(args.kind, i).weights[0] for i in range(n_layers)]
-        figure = heatmap(
-            rollout(layers),
-            rows,
-            columns,
-            title=f"attention rollout through {n_layers} {args.kind} layers (an estimate of attention flow)",
-        )
-    else:
+    writes = args.kind != "encoder"  # decoder rows are named by the token their step writes
+    rows_note = " (row = the French token that step writes)" if writes else ""
+    out = Path(args.out)
+    if args.view == "grid":
         all_weights = torch.stack([trace.recorder.attention(args.kind, i).weights[0] for i in range(n_layers)])
         figure = grid(
             all_weights,
             rows,
             columns,
-            title=f"{args.kind} attention, every layer and head",
+            title=f"{args.kind} attention, every layer and head{rows_note}",
             layers=parse_indices(args.layers, n_layers, "layers"),
             heads=parse_indices(args.heads, config.n_heads, "heads"),
         )
-    try:
-        out = save_figure(
-            figure, args.out, title=f"Attention: {text}", caption=f"{where}. Translation: {trace.translation}"
+        return _save(figure, out, text, where, trace.translation)
+    highlight = None
+    if args.view == "lines" and args.token:
+        words = group_words(rows)
+        try:
+            pieces = words[find_word(words, args.token)].pieces
+            highlight = next((p for p in pieces if rows[p] != LONE_WORD_START), pieces[0])  # skip a lone word start
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+    if args.view in ("lines", "heatmap"):
+        matrix, title = weights[args.head], f"{where}, head {args.head}{rows_note}"
+    elif args.view == "mean":
+        matrix, title = mean_over_heads(weights), f"{where}, mean over {config.n_heads} heads{rows_note}"
+    elif args.view == "alignment":
+        matrix = mean_over_heads(weights)
+        title = f"source-target alignment: cross-attention, layer {layer}, mean over heads{rows_note}"
+    else:  # rollout
+        layers = [trace.recorder.attention(args.kind, i).weights[0] for i in range(n_layers)]
+        matrix = rollout(layers)
+        title = f"attention rollout through {n_layers} {args.kind} layers (an estimate of attention flow){rows_note}"
+    if out.suffix.lower() == ".html":  # interactive, as the web page draws it
+        page = attention_page(
+            matrix,
+            rows,
+            columns,
+            title=title,
+            caption=f"{text} → {trace.translation}. {PIECES_NOTE}",
+            causal=args.kind == "decoder",
+            writes=writes,
         )
+        try:
+            out.write_text(page, encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot write {out}: {error.strerror or error}") from None
+        sys.stdout.write(f"{out}\nTranslation: {trace.translation}\n")
+        return 0
+    if args.view == "lines":
+        figure = line_view(matrix, rows, columns, highlight=highlight, title=title)
+    else:
+        figure = heatmap(matrix, rows, columns, title=title)
+    return _save(figure, out, text, where, trace.translation)
+
+
+def _save(figure: Figure, out: Path, text: str, where: str, translation: str) -> int:
+    from selfattention.inspection.plots import save_figure
+
+    try:
+        saved = save_figure(figure, out, title=f"Attention: {text}", caption=f"{where}. Translation: {translation}")
     except ValueError as error:
         raise CommandError(str(error)) from None
-    sys.stdout.write(f"{out}\nTranslation: {trace.translation}\n")
+    sys.stdout.write(f"{saved}\nTranslation: {translation}\n")
     return 0

@@ -55,6 +55,10 @@ class SubwordTokenizer(Protocol):
 
     def pieces(self, ids: Sequence[int]) -> list[str]: ...
 
+    def piece_id(self, piece: str) -> int:
+        """The id of a vocabulary piece (the unknown piece's id when it is not in the vocabulary)."""
+        ...
+
     def save(self, path: Path | str) -> Path: ...
 
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from selfattention.data.tokenizer import SubwordTokenizer
 from selfattention.decoding.sentences import check_pieces
 from selfattention.decoding.translator import max_source_length, special_ids
+from selfattention.inspection.notation import piece_label
 from selfattention.inspection.recorder import TraceRecorder
 from selfattention.inspection.tracing import special_labels, token_labels
 from selfattention.inspection.words import find_word, group_words
@@ -28,6 +29,7 @@ class WordInContext:
     sentence: str
     word: str  # as written in the sentence
     pieces: list[str]
+    position: int  # of the word's first piece, from 0
     vectors: Tensor  # (layers + 1, D): the embedding layer, then each encoder layer's output
 
 
@@ -53,7 +55,9 @@ def word_in_context(model: Transformer, tokenizer: SubwordTokenizer, sentence: s
         model.encode(torch.tensor([ids], device=next(model.parameters()).device), recorder=recorder)
     layers = [recorder.hidden("encoder", layer) for layer in range(-1, len(model.encoder.layers))]
     vectors = torch.stack([hidden[0, positions].mean(dim=0) for hidden in layers])  # (L + 1, D)
-    return WordInContext(sentence, words[index].text, [labels[p] for p in positions], vectors.float().cpu())
+    return WordInContext(
+        sentence, words[index].text, [labels[p] for p in positions], positions[0], vectors.float().cpu()
+    )
 
 
 def compare_contexts(
@@ -71,7 +75,7 @@ def compare_contexts(
     for w in found:
         cosine = embedding @ F.normalize(w.vectors[-1], dim=0)
         values, indices = cosine.topk(min(top_k, cosine.numel()))  # at most the whole vocabulary
-        pieces = tokenizer.pieces(indices.tolist())
+        pieces = [piece_label(piece) for piece in tokenizer.pieces(indices.tolist())]
         neighbours.append([(piece, float(value)) for piece, value in zip(pieces, values, strict=True)])
     names = ["embedding"] + [f"layer {i}" for i in range(stacked.shape[0] - 1)]
     return ContextReport(found, names, similarity, neighbours)

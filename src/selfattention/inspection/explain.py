@@ -51,41 +51,43 @@ class HeadExplanation:
     has_bias: bool = True
 
     def row_sentence(self, row: int, max_keys: int | None = None) -> str:
-        """E.g. "'I' attends to itself 90 %, to 'am' 7 %, to 'good' 3 %.".
+        """Where one row looks, e.g. "'I' attends to itself 90 %, to 'am' 7 %, to 'good' 3 %.".
 
-        With more keys than ``max_keys``, the sentence names the ``max_keys`` strongest and sums the rest.
+        A decoder row is named by the token its step writes: "Writing 'nourriture', it looks at
+        'food' 95 %, ...". With more keys than ``max_keys``, the sentence names the ``max_keys``
+        strongest and sums the rest.
         """
-        token = self.query_tokens[row]
+        weights = self.weights[row]
+        if float(weights.sum()) == 0.0:
+            return f"{self._who(row)} may attend to nothing here (masked), so its output is zero."
         if max_keys is not None and len(self.key_tokens) > max_keys:
-            return self._strongest_sentence(row, max_keys)
-        parts = []
-        for column, (key, weight) in enumerate(zip(self.key_tokens, self.weights[row].tolist(), strict=True)):
-            share = _percent(weight)
-            self_attention = self.kind != "cross" and column == row
-            target = "itself" if self_attention else f"'{key}'"
-            parts.append(f"to {target} {share}")
-        if not parts:
-            return f"'{token}' may attend to nothing."
-        strongest = int(self.weights[row].argmax())
-        if float(self.weights[row].sum()) == 0.0:
-            return f"'{token}' may attend to nothing here (masked), so its output is zero."
-        lead = f"'{token}' attends " + ", ".join(parts) + "."
+            top = torch.topk(weights, max_keys)
+            parts = [self._share(row, column, weight) for column, weight in zip(*top, strict=True)]
+            rest = float(weights.sum()) - float(top.values.sum())
+            others = len(self.key_tokens) - max_keys
+            return (
+                f"{self._who(row)} {self._verb()} most "
+                + ", ".join(parts)
+                + f"; the other {others:,} tokens share {_percent(rest)}."
+            )
+        parts = [self._share(row, column, weight) for column, weight in enumerate(weights)]
+        lead = f"{self._who(row)} {self._verb()} " + ", ".join(parts) + "."
         if len(self.key_tokens) > 4:
-            lead += f" Strongest: '{self.key_tokens[strongest]}'."
+            lead += f" Strongest: '{self.key_tokens[int(weights.argmax())]}'."
         return lead
 
-    def _strongest_sentence(self, row: int, count: int) -> str:
-        token, weights = self.query_tokens[row], self.weights[row]
-        if float(weights.sum()) == 0.0:
-            return f"'{token}' may attend to nothing here (masked), so its output is zero."
-        top = torch.topk(weights, count)
-        parts = []
-        for column, weight in zip(top.indices.tolist(), top.values.tolist(), strict=True):
-            target = "itself" if self.kind != "cross" and column == row else f"'{self.key_tokens[column]}'"
-            parts.append(f"to {target} {_percent(weight)}")
-        rest = float(weights.sum()) - sum(top.values.tolist())
-        others = len(self.key_tokens) - count
-        return f"'{token}' attends most " + ", ".join(parts) + f"; the other {others:,} tokens share {_percent(rest)}."
+    def _who(self, row: int) -> str:
+        token = self.query_tokens[row]
+        return f"'{token}'" if self.kind == "encoder" else f"Writing '{token}', the decoder"
+
+    def _verb(self) -> str:
+        return "attends" if self.kind == "encoder" else "looks"
+
+    def _share(self, row: int, column: Tensor | int, weight: Tensor | float) -> str:
+        column = int(column)
+        preposition = "to" if self.kind == "encoder" else "at"
+        target = "itself" if self.kind == "encoder" and column == row else f"'{self.key_tokens[column]}'"
+        return f"{preposition} {target} {_percent(float(weight))}"
 
 
 def explain_head(
@@ -151,7 +153,7 @@ def render_explanation(explanation: HeadExplanation, *, max_columns: int = 8, ma
     source = "the decoder's input" if e.kind != "encoder" else "the encoder layer's input"
     kv_source = "the encoder's output" if e.kind == "cross" else "X"
     shapes = [
-        ("X", f"{t} x {e.d_model}", f"one row per token ({source})"),
+        ("X", f"{t} x {e.d_model}", f"one row per token ({source})" + _decoder_rows_note(e.kind)),
         ("W_Q, W_K, W_V", f"{e.d_model} x {e.d_k}", f"this head's learned projections (d_k = {e.d_k})"),
         (f"Q = X·W_Q{bias}", f"{t} x {e.d_k}", "what each word is looking for"),
         (f"K = {kv_source}·W_K{bias}", f"{s} x {e.d_k}", "what each word offers for matching"),
@@ -186,6 +188,12 @@ def render_explanation(explanation: HeadExplanation, *, max_columns: int = 8, ma
         *(f"  {e.row_sentence(row, max_tokens)}" for row in range(rows_shown)),
     ]
     return "\n".join(lines)
+
+
+def _decoder_rows_note(kind: AttentionKind) -> str:
+    if kind == "encoder":
+        return ""
+    return "; a row is named by the token its step writes, and reads the token before it (<s> first)"
 
 
 def _number(value: float) -> str:

@@ -21,6 +21,7 @@ from torch import Tensor
 LINE_COLOUR = "#1f5fa8"
 HIGHLIGHT_COLOUR = "#d1495b"
 FORMATS = (".png", ".svg", ".html")
+FAINT = 0.05  # with every row drawn, lines under this weight are left out (as on the web page)
 _NO_METADATA: dict[str, None] = {"Creator": None, "Date": None, "Format": None, "Type": None}  # no URLs in the SVG
 
 
@@ -31,34 +32,34 @@ def line_view(
     *,
     highlight: int | None = None,
     title: str = "",
-    min_weight: float = 0.01,
+    min_weight: float = FAINT,
 ) -> Figure:
     """Tokens in two columns, one line per (query, key) pair, thickness and opacity by weight.
 
     With ``highlight``, only that query token's lines are drawn (the seeds' "it" joined to every
-    other word); otherwise every query's lines are drawn. ``weights`` is ``(T, S)``.
+    other word); otherwise every query's lines of at least ``min_weight`` are drawn, and each row's
+    strongest line whatever its weight. A legend gives the thickness of 10 %, 50 % and 100 %.
+    ``weights`` is ``(T, S)``.
     """
     t, s = weights.shape
-    height = max(t, s) * 0.32 + 1.2
-    figure, ax = plt.subplots(figsize=(5.2, height))
+    tallest = max(t, s)
+    font = 10 if tallest <= 24 else max(6, 10 - (tallest - 24) // 6)
+    step = 0.32 if tallest <= 24 else 0.26
+    figure, ax = plt.subplots(figsize=(5.6, tallest * step + 1.8))
     ax.set_xlim(-0.9, 1.9)
-    ax.set_ylim(-max(t, s) + 0.5, 1.0)
+    ax.set_ylim(-tallest - 1.3, 1.0)
     ax.axis("off")
     rows = range(t) if highlight is None else [highlight]
-    peak = float(weights[list(rows)].max()) if t and s else 1.0
+    colour = HIGHLIGHT_COLOUR if highlight is not None else LINE_COLOUR
     for i in rows:
+        strongest = int(weights[i].argmax()) if s else -1
         for j in range(s):
             weight = float(weights[i, j])
-            if weight < min_weight:
+            if weight < min_weight and not (highlight is None and j == strongest and weight > 0):
                 continue
-            strength = weight / peak if peak > 0 else 0.0
+            width, alpha = _line_style(weight)
             (line,) = ax.plot(
-                [0.05, 0.95],
-                [-i, -j],
-                color=HIGHLIGHT_COLOUR if highlight is not None else LINE_COLOUR,
-                linewidth=0.5 + 6.0 * strength,
-                alpha=0.15 + 0.85 * strength,
-                solid_capstyle="round",
+                [0.05, 0.95], [-i, -j], color=colour, solid_capstyle="round", linewidth=width, alpha=alpha
             )
             line.set_gid(f"line-{i}-{j}")
             line.set_label(f"{query_labels[i]} → {key_labels[j]}: {weight:.1%}")
@@ -70,15 +71,30 @@ def line_view(
             label,
             ha="right",
             va="center",
-            fontsize=10,
+            fontsize=font,
             fontweight="bold" if chosen else "normal",
             color=HIGHLIGHT_COLOUR if chosen else "black",
         )
     for j, label in enumerate(key_labels):
-        ax.text(1.0, -j, label, ha="left", va="center", fontsize=10)
+        ax.text(1.0, -j, label, ha="left", va="center", fontsize=font)
+    # Legend: the thickness of three weights, and what is left out.
+    legend_y = -tallest - 0.4
+    for k, weight in enumerate((0.1, 0.5, 1.0)):
+        x = -0.6 + 0.85 * k
+        width, alpha = _line_style(weight)
+        (sample,) = ax.plot([x, x + 0.3], [legend_y, legend_y], color=colour, linewidth=width, alpha=alpha)
+        sample.set_gid(f"legend-{k}")
+        ax.text(x + 0.35, legend_y, f"{weight:.0%}", va="center", fontsize=8)
+    left_out = "" if highlight is not None else f"; lines under {min_weight:.0%} are left out, but each row's strongest"
+    ax.text(-0.6, legend_y - 0.8, f"line thickness = attention weight{left_out}", va="center", fontsize=7, color="#444")
     ax.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def _line_style(weight: float) -> tuple[float, float]:
+    """Line width and opacity by weight, as the web page draws them."""
+    return 0.5 + 6.0 * weight, 0.1 + 0.9 * weight
 
 
 def heatmap(
@@ -89,20 +105,25 @@ def heatmap(
     title: str = "",
     ax: plt.Axes | None = None,
     annotate: bool | None = None,
+    vmax: float | None = None,
 ) -> Figure:
-    """Weights as a matrix: rows are queries, columns keys, tokens on both axes."""
+    """Weights as a matrix: rows are queries, columns keys, tokens on both axes.
+
+    The colour scale runs from 0 to ``vmax`` (default: the largest weight); a figure of its own
+    gets a colour bar.
+    """
     t, s = weights.shape
     own = ax is None
     if ax is None:
         figure, ax = plt.subplots(figsize=(max(3.0, 0.45 * s + 1.8), max(2.5, 0.4 * t + 1.4)))
     else:
         figure = ax.figure  # type: ignore[assignment]
-    image = ax.imshow(
-        weights.float().cpu().numpy(), cmap="Blues", vmin=0.0, vmax=max(float(weights.max()), 1e-9), aspect="auto"
-    )
+    top = max(float(weights.max()), 1e-9) if vmax is None else vmax
+    image = ax.imshow(weights.float().cpu().numpy(), cmap="Blues", vmin=0.0, vmax=top, aspect="auto")
     image.set_gid("heatmap")
-    ax.set_xticks(range(s), key_labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(t), query_labels, fontsize=8)
+    font = 8 if max(t, s) <= 24 else 6
+    ax.set_xticks(range(s), key_labels, rotation=60, ha="right", fontsize=font)
+    ax.set_yticks(range(t), query_labels, fontsize=font)
     ax.set_title(title, fontsize=9)
     if annotate if annotate is not None else (own and t * s <= 400):
         for i in range(t):
@@ -133,12 +154,19 @@ def grid(
     layers: list[int] | None = None,
     heads: list[int] | None = None,
 ) -> Figure:
-    """One small heatmap per layer and head; ``all_weights`` is ``(L, H, T, S)``."""
+    """One small heatmap per layer and head, on one colour scale with one colour bar.
+
+    ``all_weights`` is ``(L, H, T, S)``.
+    """
     layers = list(range(all_weights.shape[0])) if layers is None else layers
     heads = list(range(all_weights.shape[1])) if heads is None else heads
     t, s = all_weights.shape[-2:]
     cell = 0.22 * max(t, s) + 1.2
-    figure, axes = plt.subplots(len(layers), len(heads), figsize=(cell * len(heads), cell * len(layers)), squeeze=False)
+    figure, axes = plt.subplots(
+        len(layers), len(heads), figsize=(cell * len(heads) + 1.2, cell * len(layers)), squeeze=False
+    )
+    shown = all_weights[layers][:, heads]
+    top = max(float(shown.max()), 1e-9)
     for r, layer in enumerate(layers):
         for c, head in enumerate(heads):
             ax = axes[r][c]
@@ -149,6 +177,7 @@ def grid(
                 ax=ax,
                 title=f"layer {layer}, head {head}",
                 annotate=False,
+                vmax=top,
             )
             if c:
                 ax.set_yticks([])
@@ -156,6 +185,8 @@ def grid(
                 ax.set_xticks([])
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
+    image = axes[0][0].images[0]
+    figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="attention weight")
     return figure
 
 

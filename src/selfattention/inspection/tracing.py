@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from selfattention.data.tokenizer import BOS_ID, EOS_ID, WORD_START, SubwordTokenizer
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, SubwordTokenizer
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.decoding.sentences import check_pieces
 from selfattention.decoding.translator import max_source_length, special_ids
+from selfattention.inspection.notation import piece_label
 from selfattention.inspection.recorder import AttentionKind, TraceRecorder
 from selfattention.model import Transformer
 
@@ -48,12 +49,18 @@ class TranslationTrace:
         return [*self.target_labels[1:], "</s>"]
 
     def labels(self, kind: AttentionKind) -> tuple[list[str], list[str]]:
-        """Row (query) and column (key) labels for one kind of attention."""
+        """Row (query) and column (key) labels for one kind of attention.
+
+        A decoder row (decoder self-attention and cross-attention) is named by the token that step
+        writes, as an alignment is read: the row "nourriture" is where the decoder, reading "la",
+        looks while it writes "nourriture". Decoder self-attention's columns are what the decoder
+        reads (``<s>`` and the tokens written so far), so a row never sees its own token.
+        """
         if kind == "encoder":
             return self.source_labels, self.source_labels
         if kind == "decoder":
-            return self.target_labels, self.target_labels
-        return self.target_labels, self.source_labels
+            return self.produced_labels, self.target_labels
+        return self.produced_labels, self.source_labels
 
 
 def special_labels(model: Transformer) -> dict[int, str]:
@@ -63,16 +70,14 @@ def special_labels(model: Transformer) -> dict[int, str]:
 
 
 def token_labels(tokenizer: SubwordTokenizer, ids: list[int], specials: dict[int, str] | None = None) -> list[str]:
-    """Readable labels: a word's first piece as the word, later pieces marked ``##``."""
+    """Readable labels (:func:`piece_label`), with ``specials`` for the start and end ids."""
     specials = SPECIAL_LABELS if specials is None else specials
     labels = []
     for token_id, piece in zip(ids, tokenizer.pieces(ids), strict=True):
         if token_id in specials:
             labels.append(specials[token_id])
-        elif piece.startswith(WORD_START):
-            labels.append(piece[len(WORD_START) :] or WORD_START)
         else:
-            labels.append("##" + piece)
+            labels.append(piece_label(piece))
     return labels
 
 

@@ -1,7 +1,7 @@
 """Subword pieces merged back into words, and attention between words.
 
-A word is a piece that starts a word (SentencePiece's ``▁``) followed by its continuation
-pieces (labelled ``##``); ``<s>``, ``</s>`` and punctuation glued to a word ("hungry" + ".")
+A word is a piece that starts a word (shown bare, or ``␣`` when it holds no letters) followed by
+its continuation pieces (labelled ``##``); ``<s>``, ``</s>`` and punctuation glued to a word ("hungry" + ".")
 are words of their own. Attention between words
 follows Clark et al. (2019), "What Does BERT Look At?": attention *to* a word is the sum over
 its pieces (the share of the row it receives), attention *from* a word is the mean over its
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from selfattention.inspection.notation import CONTINUES, LONE_WORD_START
 
 SPECIAL_TOKENS = ("<s>", "</s>")  # the start and end markers: positions, not words of the sentence
 
@@ -28,13 +30,13 @@ def group_words(labels: list[str]) -> list[Word]:
     """Words from token labels as :func:`token_labels` writes them."""
     words: list[tuple[str, list[int]]] = []
     for position, label in enumerate(labels):
-        continuation = label.startswith("##") and not _is_punctuation(label[2:])
+        continuation = label.startswith(CONTINUES) and not _is_punctuation(label[len(CONTINUES) :])
         if continuation and words and words[-1][0] not in SPECIAL_TOKENS:
             text, pieces = words[-1]
-            text = "" if text == "▁" else text  # a lone word-start piece begins the word
-            words[-1] = (text + label[2:], [*pieces, position])
+            text = "" if text == LONE_WORD_START else text  # a lone word-start piece begins the word
+            words[-1] = (text + label[len(CONTINUES) :], [*pieces, position])
         else:
-            words.append((label.removeprefix("##"), [position]))
+            words.append((label.removeprefix(CONTINUES), [position]))
     return [Word(text, tuple(pieces)) for text, pieces in words]
 
 

@@ -39,7 +39,9 @@ from selfattention.inspection import TranslationTrace, explain_head, trace_trans
 from selfattention.inspection.aggregate import mean_over_heads
 from selfattention.inspection.context import compare_contexts
 from selfattention.inspection.explain import KIND_TITLES
+from selfattention.inspection.interactive import DRAWING_DIR
 from selfattention.inspection.recorder import AttentionKind
+from selfattention.web.learning_routes import add_learning_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MEDIA_TYPES = {
@@ -61,6 +63,7 @@ PAGE_HEADERS = {
 MAX_BODY_BYTES = 64 * 1024
 TRACES_KEPT = 8
 EXPLAIN_COLUMNS = 8  # columns of Z sent by /api/explain
+ROW_SENTENCE_KEYS = 3  # each row's sentence names its strongest keys and sums the rest
 
 
 # --- request and response bodies -------------------------------------------------------------------
@@ -74,6 +77,7 @@ class ModelInfo(BaseModel):
     d_model: int = Field(description="Width of every token vector.")
     n_heads: int = Field(description="Attention heads per layer.")
     head_dim: int = Field(description="d_k = d_model / n_heads: the width of one head's queries, keys and values.")
+    d_ff: int = Field(description="Width of the feed-forward sublayer's hidden layer.")
     encoder_layers: int = Field(description="Encoder layers (each has one self-attention).")
     decoder_layers: int = Field(description="Decoder layers (each has a masked self-attention and a cross-attention).")
     vocab_size: int = Field(description="Subword pieces in the shared English-French vocabulary.")
@@ -89,7 +93,7 @@ class TranslateRequest(BaseModel):
 class TranslateResponse(BaseModel):
     translation: str = Field(description="The French translation.")
     source_tokens: list[str] = Field(
-        description="The English pieces the encoder saw, ending with </s>; ## continues a word."
+        description="The English pieces the encoder saw, ending with </s>; ## continues a word, ␣ starts one."
     )
     target_tokens: list[str] = Field(description="The French pieces the decoder saw, starting with <s>.")
 
@@ -110,7 +114,10 @@ class AttentionResponse(BaseModel):
     kind: AttentionKind = Field(description=KIND)
     layer: int = Field(description="The layer shown.")
     head: int = Field(description="The head shown.")
-    rows: list[str] = Field(description="Query tokens, one per row of the weights (T).")
+    rows: list[str] = Field(
+        description="Query tokens, one per row of the weights (T). A decoder row (decoder and cross) is named by "
+        "the token that step writes; it reads the token before it."
+    )
     columns: list[str] = Field(description="Key tokens, one per column of the weights (S).")
     weights: list[list[float]] = Field(description="T x S attention weights of this head; each row sums to 1.")
     mean: list[list[float]] = Field(description="T x S attention weights averaged over this layer's heads.")
@@ -121,6 +128,26 @@ class AttentionResponse(BaseModel):
 
 class ExplainRequest(AttentionRequest):
     pass
+
+
+class HeadsRequest(BaseModel):
+    text: str = Field(description=TEXT, examples=["A dog ate the food because it was hungry."])
+    kind: AttentionKind = Field("encoder", description=KIND)
+    target: str | None = Field(
+        None, description="A French side to use instead of the model's translation (empty: the model's own)."
+    )
+    beam: int = Field(4, ge=1, le=8, description=BEAM)
+
+
+class HeadsResponse(BaseModel):
+    translation: str = Field(description="The French side the attention was recorded on.")
+    kind: AttentionKind = Field(description=KIND)
+    rows: list[str] = Field(description="Query tokens (T); a decoder row is named by the token its step writes.")
+    columns: list[str] = Field(description="Key tokens (S).")
+    weights: list[list[list[list[float]]]] = Field(
+        description="Layers x heads x T x S: every head's attention weights, rounded to 4 decimals."
+    )
+    causal: bool = Field(description="True for decoder self-attention: row i may only look at columns 0 to i.")
 
 
 class Shapes(BaseModel):
@@ -151,7 +178,9 @@ class ExplainResponse(BaseModel):
     )
     output: list[list[float]] = Field(description="Step 4: Z = weights·V, T rows, the first columns only.")
     output_columns: int = Field(description="How many of Z's d_k columns are in `output`.")
-    row_sentences: list[str] = Field(description="One sentence per row saying where that token looks.")
+    row_sentences: list[str] = Field(
+        description="One sentence per row saying where that token looks most: its 3 strongest keys and the rest."
+    )
 
 
 class ContextRequest(BaseModel):
@@ -163,7 +192,7 @@ class ContextRequest(BaseModel):
 
 
 class Neighbour(BaseModel):
-    piece: str = Field(description="A vocabulary piece (▁ starts a word).")
+    piece: str = Field(description="A vocabulary piece (## continues a word, ␣ starts one).")
     cosine: float = Field(description="Cosine similarity to the word's last-layer vector.")
 
 
@@ -174,7 +203,10 @@ class ContextResponse(BaseModel):
         description="Per layer, the N x N cosine similarity between the word's vectors in the N sentences."
     )
     found: list[str] = Field(description="The word as written in each sentence.")
-    pieces: list[list[str]] = Field(description="Per sentence, the subword pieces that make up the word.")
+    pieces: list[list[str]] = Field(
+        description="Per sentence, the subword pieces that make up the word (## continues a word, ␣ starts one)."
+    )
+    positions: list[int] = Field(description="Per sentence, the position of the word's first piece (from 0).")
     neighbours: list[list[Neighbour]] = Field(
         description="Per sentence, the vocabulary pieces nearest the last layer's vector."
     )
@@ -233,7 +265,7 @@ def _openapi_with_limits(app: FastAPI, max_chars: int) -> dict[str, Any]:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         for model in schema.get("components", {}).get("schemas", {}).values():
             for name, field in model.get("properties", {}).items():
-                if name in ("text", "target", "word"):
+                if name in ("text", "target", "word", "pronoun"):
                     for option in field.get("anyOf", [field]):
                         if option.get("type") == "string":
                             option["maxLength"] = max_chars
@@ -252,7 +284,12 @@ def create_app(
         raise ValueError("the translator's model has no configuration (build it with build_model)")
     lock = threading.Lock()
     traces = TraceCache(translator, lock)
-    assets = {path.name: path for path in STATIC_DIR.iterdir() if path.is_file() and path.suffix in MEDIA_TYPES}
+    assets = {
+        path.name: path
+        for folder in (STATIC_DIR, DRAWING_DIR)  # the page's own files, and the drawings it shares with exports
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix in MEDIA_TYPES
+    }
 
     app = FastAPI(
         title="selfattention",
@@ -289,6 +326,7 @@ def create_app(
             d_model=config.d_model,
             n_heads=config.n_heads,
             head_dim=config.head_dim,
+            d_ff=config.d_ff,
             encoder_layers=config.encoder_layers,
             decoder_layers=config.decoder_layers,
             vocab_size=config.vocab_size,
@@ -330,6 +368,28 @@ def create_app(
         )
 
     @app.post(
+        "/api/heads",
+        response_model=HeadsResponse,
+        responses=ERRORS,
+        summary="Every layer's and head's attention at once, for the head and model views",
+    )
+    def heads(request: HeadsRequest) -> HeadsResponse:
+        text, target = sentence(request.text), french(request.target)
+        trace = traces.get(text, target, request.beam)
+        rows, columns = trace.labels(request.kind)
+        layers = [
+            trace.recorder.attention(request.kind, layer).weights[0] for layer in range(_layers(config, request.kind))
+        ]
+        return HeadsResponse(
+            translation=trace.translation,
+            kind=request.kind,
+            rows=rows,
+            columns=columns,
+            weights=[[_rows(head, 4) for head in layer] for layer in layers],
+            causal=request.kind == "decoder",
+        )
+
+    @app.post(
         "/api/explain", response_model=ExplainResponse, responses=ERRORS, summary="One head's four steps, with numbers"
     )
     def explain(request: ExplainRequest) -> ExplainResponse:
@@ -358,7 +418,7 @@ def create_app(
             weights=_rows(e.weights),
             output=_rows(e.output[:, :shown]),
             output_columns=shown,
-            row_sentences=[e.row_sentence(row) for row in range(len(rows))],
+            row_sentences=[e.row_sentence(row, ROW_SENTENCE_KEYS) for row in range(len(rows))],
         )
 
     @app.post(
@@ -389,8 +449,11 @@ def create_app(
             similarity=report.similarity.tolist(),
             found=[w.word for w in report.words],
             pieces=[w.pieces for w in report.words],
+            positions=[w.position for w in report.words],
             neighbours=[[Neighbour(piece=p, cosine=c) for p, c in near] for near in report.neighbours],
         )
+
+    add_learning_routes(app, translator, lock, sentence, ERRORS)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> Response:
@@ -410,8 +473,11 @@ def _layers(config: ModelConfig, kind: AttentionKind) -> int:
     return config.encoder_layers if kind == "encoder" else config.decoder_layers
 
 
-def _rows(matrix: Tensor) -> list[list[float]]:
-    return [[float(v) for v in row] for row in matrix.float().cpu().tolist()]
+def _rows(matrix: Tensor, digits: int | None = None) -> list[list[float]]:
+    rows = matrix.float().cpu().tolist()
+    if digits is None:
+        return [[float(v) for v in row] for row in rows]
+    return [[round(float(v), digits) for v in row] for row in rows]
 
 
 def _asset(path: Path) -> Response:
