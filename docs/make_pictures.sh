@@ -16,3 +16,5 @@ $sa attention "$dog" --view mean --out "$out/mean.png"
 $sa attention "$dog" --view rollout --out "$out/rollout.png"
 $sa attention "$dog" --view alignment --out "$out/alignment.png"
 $sa context "I love Apple phones" "I love apple juice" --word apple --out "$out/context-apple.png"
+$sa context "He sat by the river bank." "He went to the money bank." --word bank --out "$out/context-bank.png"
+.venv/bin/python docs/screenshot_page.py "$out"  # the web page at 1280 and 390 px (needs chromium)

@@ -34,9 +34,12 @@ from selfattention.cli.common import resolve_model
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.inspection import explain_head, render_explanation, toy_attention, trace_translation
 from selfattention.inspection.context import compare_contexts
+from selfattention.inspection.contrast import contrast
 from selfattention.inspection.heads import rank_heads
+from selfattention.inspection.interactive import attention_page
 from selfattention.inspection.plots import line_view, save_figure
 from selfattention.inspection.toy import TOY_TOKENS
+from selfattention.inspection.watch import watch_translation
 
 OUT = Path(os.environ.get("WALKTHROUGH_OUT", "walkthrough-pictures"))
 OUT.mkdir(exist_ok=True)
@@ -141,21 +144,78 @@ save_figure(
     OUT / "it-dog.png",
 )
 
-# %% [markdown]
-# ## 9. Contextual meaning: "Apple phones" vs "apple juice"
-#
-# The same word, two sentences. "Apple" and "apple" are different pieces in this cased
-# vocabulary, so they start from different embeddings; the encoder then mixes in "phones" or
-# "juice". The same piece in two sentences starts identical (apart from its position).
+
+# The same picture as a standalone page that works like the web page: point at a word to see its
+# lines. It opens offline in any browser.
 
 # %%
-report = compare_contexts(model, tokenizer, ["I love Apple phones", "I love apple juice"], "apple")
-for layer, name in enumerate(report.layer_names):
-    print(f"{name:>10}: cosine {float(report.similarity[layer, 0, 1]):.3f}")
-print("nearest pieces:", report.neighbours[0][:4], report.neighbours[1][:4])
+(OUT / "it-dog.html").write_text(
+    attention_page(
+        weights, dog.source_labels, dog.source_labels, title=f"encoder, layer {best.layer}, head {best.head}"
+    ),
+    encoding="utf-8",
+)
 
 # %% [markdown]
-# ## 10. The O(n²) cost
+# ## 9. Contextual meaning: "river bank" vs "money bank", "Apple phones" vs "apple juice"
+#
+# A word enters the encoder as its embedding plus its position's signal: the same piece at the
+# same position starts as the same vector (cosine 1.00), and the encoder's layers pull it apart by
+# context. "Apple" and "apple" are different pieces in this cased vocabulary, so they start apart.
+
+# %%
+for sentences, word in (
+    (["He sat by the river bank.", "He went to the money bank."], "bank"),
+    (["I love Apple phones", "I love apple juice"], "apple"),
+):
+    report = compare_contexts(model, tokenizer, sentences, word)
+    print(" / ".join(sentences))
+    for layer, name in enumerate(report.layer_names):
+        print(f"{name:>10}: cosine {float(report.similarity[layer, 0, 1]):.3f}")
+
+# %% [markdown]
+# ## 10. Watch it translate
+#
+# The decoder writes one piece at a time. At each step: the likeliest next pieces (the output
+# softmax), the English it looked at (cross-attention), and the beam's hypotheses with their
+# log-probabilities.
+
+# %%
+watched = watch_translation(model, tokenizer, "I am good.", DecodingConfig(beam_size=4), top_k=3)
+print("translation:", watched.translation)
+for step in watched.steps:
+    looked = step.cross[-1].mean(dim=0)
+    print(
+        f"step {step.index + 1}: reads {step.reads!r:>8}, writes {step.writes!r:>8};",
+        "next:",
+        ", ".join(f"{piece} {100 * p:.0f}%" for piece, p in step.top) + ";",
+        f"looked at {watched.source_labels[int(looked.argmax())]!r};",
+        "beam:",
+        " | ".join(h.text for h in step.beam[:2]),
+    )
+
+# %% [markdown]
+# ## 11. Why "il" and not "elle"?
+#
+# Two sentences that differ in one word: "it" is the dog when it was hungry, the soup when it was
+# delicious. The probability of il and elle where each translation writes its pronoun, and the
+# heads whose attention from "it" moves most between "dog" and "soup".
+
+# %%
+pair = contrast(
+    translator, "The dog ate the soup because it was hungry.", "The dog ate the soup because it was delicious."
+)
+for sentence, translation, step in zip(pair.sentences, pair.translations, pair.steps, strict=True):
+    chances = ", ".join(f"{choice} {100 * p:.1f}%" for choice, p in step.probabilities.items())
+    print(f"{sentence} → {translation} ({chances or 'no il or elle written'})")
+for head in pair.heads[:3]:
+    print(
+        f"layer {head.layer} head {head.head}: to dog {100 * head.first[0]:.0f}→{100 * head.second[0]:.0f}%, "
+        f"to soup {100 * head.first[1]:.0f}→{100 * head.second[1]:.0f}%"
+    )
+
+# %% [markdown]
+# ## 12. The O(n²) cost
 #
 # The score matrix has one entry per pair of tokens: doubling the length quadruples it. The
 # explicit path builds it; PyTorch's fused kernel never does, and needs memory linear in n.
