@@ -22,7 +22,7 @@ $(VENV)/.installed: $(BIN)/python $(BUILT_AT_INSTALL)
 # The browser test drives Debian's chromium (Playwright's own download does not work everywhere):
 # install it when missing and possible, and never fail here; without it that test skips.
 $(VENV)/.installed-dev: $(BIN)/python $(BUILT_AT_INSTALL)
-	$(BIN)/pip install --quiet -e '.[test,dev,web,hf,ct2]'
+	$(BIN)/pip install --quiet -e '.[test,dev,web,hf,ct2,tensorboard]'
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && apt-get install -y -qq chromium) \
 			|| echo "could not install chromium: the browser test will be skipped"; \

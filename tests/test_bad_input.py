@@ -55,7 +55,7 @@ def ten_thousand_words() -> str:
 TEN_THOUSAND_WORDS = ten_thousand_words()
 ONE_LONG_SENTENCE = " ".join(["the red dog runs"] * 2500)  # 10,000 words and no sentence end
 LIMIT = f"the limit is {MAX_SENTENCE_CHARS} characters"
-EMPTY = "is empty: give an English sentence"
+EMPTY = "is empty: give a sentence to translate"
 NOT_UNICODE = "is not valid Unicode"
 
 

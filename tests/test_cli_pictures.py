@@ -175,7 +175,7 @@ def test_attention_empty_text(
         capsys, "attention", text, "--out", str(tmp_path / "x.png"), "--model", str(tiny_model_dir)
     )
     assert_clean_error(status, stdout, err, "attention")
-    assert "give an English sentence" in err
+    assert "give a sentence to translate" in err
 
 
 def test_attention_alignment_uses_the_decoder_layer_count(

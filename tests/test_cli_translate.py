@@ -261,7 +261,9 @@ def test_train_writes_checkpoints_and_refuses_to_overwrite_them(
     code, out, err = run(capsys, *common, "--no-progress", *overrides)
     assert code == 0, err
     checkpoint = out_dir / "checkpoints" / "step-00000003"
-    assert out.strip() == f"best model: {checkpoint}"
+    # No validation within 3 steps: best/ is the last model (issue 26: a run of any length leaves a best/).
+    assert out.strip() == f"best model: {out_dir / 'best'}"
+    assert (out_dir / "best" / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
     assert [p.name for p in list_checkpoints(out_dir)] == ["step-00000003"]
     written = json.loads((out_dir / "run_config.json").read_text(encoding="utf-8"))
     assert written["model"]["d_model"] == 32

@@ -84,15 +84,32 @@ def test_data_dir_environment_comes_second(three_dirs: dict[str, Path], monkeypa
     assert find_data_dir() == three_dirs["env"]
 
 
-def test_data_dir_default_is_shared_data_beside_cwd(
-    three_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, no_env: None
+@pytest.fixture
+def no_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the package were installed, not run from a project checkout."""
+    monkeypatch.setattr(corpora, "CHECKOUT", tmp_path / "site-packages")
+
+
+def test_data_dir_default_is_shared_data_beside_the_checkout_wherever_you_stand(
+    three_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, no_env: None, tmp_path: Path
+) -> None:
+    (three_dirs["project"] / "pyproject.toml").write_text("[project]\n")
+    monkeypatch.setattr(corpora, "CHECKOUT", three_dirs["project"])
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert find_data_dir().resolve() == three_dirs["default"].resolve()
+
+
+def test_data_dir_default_without_a_checkout_is_beside_cwd(
+    three_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, no_env: None, no_checkout: None
 ) -> None:
     monkeypatch.chdir(three_dirs["project"])
     assert find_data_dir().resolve() == three_dirs["default"].resolve()
 
 
 def test_empty_environment_variable_counts_as_unset(
-    three_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    three_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, no_checkout: None
 ) -> None:
     monkeypatch.setenv(ENV_VAR, "")
     monkeypatch.chdir(three_dirs["project"])
@@ -125,7 +142,7 @@ def test_missing_environment_data_dir_is_named(three_dirs: dict[str, Path], monk
 
 
 def test_missing_default_data_dir_says_where_it_looked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_env: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_env: None, no_checkout: None
 ) -> None:
     project = tmp_path / "lonely" / "project"
     project.mkdir(parents=True)

@@ -108,7 +108,9 @@ def progress(run_dir: Path) -> dict[str, Any]:
 
 
 def files(run_dir: Path) -> list[str]:
-    return sorted(str(path.relative_to(run_dir)) for path in run_dir.rglob("*"))
+    """The run's files; a TensorBoard event file by its kind (its name holds the time and the process id)."""
+    names = (str(path.relative_to(run_dir)) for path in run_dir.rglob("*"))
+    return sorted(name.split(".out.tfevents.")[0] if ".out.tfevents." in name else name for name in names)
 
 
 @pytest.mark.slow

@@ -84,9 +84,13 @@ def test_another_architecture_is_refused_naming_the_setting(
     tiny_run_config: RunConfig, trained: Path, tmp_path: Path
 ) -> None:
     model = replace(tiny_run_config.model, d_ff=tiny_run_config.model.d_ff * 2, norm="pre")
-    config = with_train(replace(tiny_run_config, model=model), init_from=str(trained))
+    given = {**tiny_run_config.given, "model": tiny_run_config.given["model"] | {"d_ff", "norm"}}  # as a file says
+    config = with_train(replace(tiny_run_config, model=model, given=given), init_from=str(trained))
     with pytest.raises(TrainingError, match=r"not this run's architecture: .*d_ff = 128 here, 64 in the model.*norm"):
         Trainer(config, tmp_path / "tune", show_progress=False).prepare(resume=False)
+    built = replace(config, given={})  # a configuration built in code: every setting is compared
+    with pytest.raises(TrainingError, match=r"not this run's architecture: .*d_ff = 128 here, 64 in the model.*norm"):
+        Trainer(built, tmp_path / "tune2", show_progress=False).prepare(resume=False)
 
 
 def test_a_missing_model_or_vocabulary_is_named(tiny_run_config: RunConfig, trained: Path, tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_the_page_translates_draws_and_explains(server: str, tmp_path: Path) -> 
             # An empty sentence is refused on the page, with a message.
             page.fill("#text", "   ")
             page.click("#translate-button")
-            assert "type an English sentence" in page.inner_text("#error")
+            assert "type a sentence first" in page.inner_text("#error")
 
             # Translate: the translation appears and the lines are drawn.
             page.fill("#text", SENTENCE)
@@ -278,7 +278,7 @@ def test_an_error_clears_the_old_translation_and_drawings(browser: object, serve
     assert page.inner_text("#translation").strip()
     page.fill("#text", "   ")
     page.click("#translate-button")
-    assert "type an English sentence" in page.inner_text("#error")
+    assert "type a sentence first" in page.inner_text("#error")
     assert page.inner_text("#translation").strip() == ""
     assert page.locator("#lines .attn-line").count() == 0 and page.locator("#heatmap rect").count() == 0
     assert page.is_disabled("#kind")

@@ -51,6 +51,10 @@ class ModelConfig:
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
+    # What the model translates from and into (language codes): set from the training data's
+    # data.source_lang / data.target_lang; they change nothing the weights compute.
+    source_lang: str = "en"
+    target_lang: str = "fr"
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -94,6 +98,8 @@ def _problems(config: ModelConfig) -> list[str]:
             problems.append(f"{field.name} must be a number, got {value!r}")
         elif field.name in _BOOLS and not isinstance(value, bool):
             problems.append(f"{field.name} must be true or false, got {value!r}")
+        elif field.name in _LANGUAGES and not (isinstance(value, str) and value.strip()):
+            problems.append(f"{field.name} must be a language code such as en or fr, got {value!r}")
     if problems:
         return problems
     for name in ("vocab_size", "d_model", "n_heads", "d_ff", "max_positions"):
@@ -137,3 +143,4 @@ _INTS = {
 _OPTIONAL_FLOATS = {"activation_dropout"}
 _FLOATS = {"dropout", "attention_dropout", "layer_norm_eps", *_OPTIONAL_FLOATS}
 _BOOLS = {"scale_embedding", "output_bias", "tie_embeddings"}
+_LANGUAGES = {"source_lang", "target_lang"}

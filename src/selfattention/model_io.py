@@ -30,9 +30,9 @@ FORMAT_VERSION = 1
 _READABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 CHECKSUM_KEY = "crc32"  # in the safetensors metadata: files without it (older ones, other tools') are not checked
 CONFIG_KEY = "config"
-# Settings that may differ between config.json and the weights' record: they change training, or a length limit,
-# not what the weights compute.
-_FREE_FIELDS = ("dropout", "attention_dropout", "activation_dropout", "max_positions")
+# Settings that may differ between config.json and the weights' record: they change training, a length limit or
+# the languages' names, not what the weights compute.
+_FREE_FIELDS = ("dropout", "attention_dropout", "activation_dropout", "max_positions", "source_lang", "target_lang")
 
 
 class ModelFileError(ValueError):

@@ -35,7 +35,11 @@ COMMANDS = (explain, translate, watch, attention, heads, contrast, context, trai
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="selfattention",
-        description="Train, run and see an English-to-French Transformer, one attention step at a time.",
+        description=(
+            "Train, run and see Transformer translators, one attention step at a time. The bundled model "
+            "translates English (the source) into French (the target); models you train take the languages "
+            "of their data."
+        ),
         epilog=f"{PIECES_NOTE} A decoder row is named by the token that step writes.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log messages (-vv for debug)")
@@ -50,7 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # table.key=value overrides may come anywhere on a train line, between options too.
+    overrides = [item for item in extra if _is_override(item)]
+    if overrides and hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *overrides]
+    unknown = [item for item in extra if item not in overrides or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     level = logging.WARNING - 10 * args.verbose if args.verbose else logging.WARNING
     if args.command == "train":
         level = min(level, logging.INFO)
@@ -73,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+
+
+def _is_override(item: str) -> bool:
+    """``table.key=value``: a setting for `train`, not an option."""
+    key, sep, _ = item.partition("=")
+    table, dot, name = key.partition(".")
+    return bool(sep and dot and table.isidentifier() and name.isidentifier())
 
 
 __all__ = ["CommandError", "build_parser", "main"]

@@ -33,11 +33,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description=(
             "Translate a sentence and draw the attention the model used, as PNG, SVG or a standalone HTML page "
             "that highlights a word's lines when you point at it. Decoder rows (--kind decoder or cross) are "
-            f"named by the French token that step writes. {PIECES_NOTE}"
+            f"named by the target token that step writes. {PIECES_NOTE}"
         ),
         epilog=examples('selfattention attention "A dog ate the food because it was hungry." --token it --out it.png'),
     )
-    parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
+    parser.add_argument(
+        "text", help=f"the source sentence (English for the bundled model), at most {MAX_SENTENCE_CHARS} characters"
+    )
     parser.add_argument("--out", required=True, help="picture file: .png, .svg, or .html (interactive, opens offline)")
     parser.add_argument("--view", choices=VIEWS, default="lines", help=VIEW_HELP)
     parser.add_argument(
@@ -48,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", help="in the line view, draw only this word's lines (e.g. it)")
     parser.add_argument("--layers", help="grid: comma-separated layers to show (default all)")
     parser.add_argument("--heads", help="grid: comma-separated heads to show (default all)")
-    parser.add_argument("--target", help="French side to use instead of the model's translation")
+    parser.add_argument("--target", help="target side to use instead of the model's translation")
     parser.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
     parser.add_argument("--beam", type=int, default=4, help="beam size for the translation (default 4)")
     parser.set_defaults(run=run_attention)
@@ -99,7 +101,7 @@ def run_attention(args: argparse.Namespace) -> int:
     weights = step.weights[0]  # (H, T, S)
     where = f"{args.kind} attention, layer {layer}"
     writes = args.kind != "encoder"  # decoder rows are named by the token their step writes
-    rows_note = " (row = the French token that step writes)" if writes else ""
+    rows_note = " (row = the target token that step writes)" if writes else ""
     out = Path(args.out)
     if args.view == "grid":
         all_weights = torch.stack([trace.recorder.attention(args.kind, i).weights[0] for i in range(n_layers)])

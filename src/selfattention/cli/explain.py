@@ -26,7 +26,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         epilog=examples('selfattention explain "I am good"', "selfattention explain --example toy"),
     )
     explain.add_argument(
-        "text", nargs="?", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters (not with --example)"
+        "text",
+        nargs="?",
+        help=f"the source sentence (English for the bundled model), at most {MAX_SENTENCE_CHARS} characters (not with --example)",
     )
     explain.add_argument("--layer", type=int, default=0, help="layer to show, from 0 (default 0)")
     explain.add_argument("--head", type=int, default=0, help="head to show, from 0 (default 0)")
@@ -37,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="encoder self-attention (default), decoder self-attention, or cross-attention",
     )
     explain.add_argument(
-        "--target", help="the French side for --kind decoder or cross (default: the model's own translation)"
+        "--target", help="the target side for --kind decoder or cross (default: the model's own translation)"
     )
     explain.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
     explain.add_argument(
@@ -116,7 +118,7 @@ def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
     words = split_words(check_sentence(text, encode=split_words))
     target = split_words(check_target(args.target, what="--target") or "")
     if args.kind != "encoder" and not target:
-        raise CommandError(f'--kind {args.kind} needs the French side: add --target "Je vais bien"')
+        raise CommandError(f'--kind {args.kind} needs the target side: add --target "Je vais bien"')
     model = placeholder_model(args.seed)
     assert model.config is not None
     check_layer_and_head(model.config, args.kind, args.layer, args.head)

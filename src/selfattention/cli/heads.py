@@ -21,14 +21,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ),
         epilog=examples('selfattention heads "A dog ate the food because it was hungry." --from it --to dog'),
     )
-    parser.add_argument("text", help=f"the English sentence, at most {MAX_SENTENCE_CHARS} characters")
+    parser.add_argument(
+        "text", help=f"the source sentence (English for the bundled model), at most {MAX_SENTENCE_CHARS} characters"
+    )
     parser.add_argument("--from", dest="from_word", required=True, help="the word that attends (query)")
     parser.add_argument("--to", dest="to_word", required=True, help="the word attended to (key)")
     parser.add_argument(
         "--kind", choices=KINDS, default="encoder", help="encoder (default), decoder or cross attention"
     )
     parser.add_argument("--top", type=int, default=10, help="how many heads to list (default 10)")
-    parser.add_argument("--target", help="French side to use instead of the model's translation")
+    parser.add_argument("--target", help="target side to use instead of the model's translation")
     parser.add_argument("--model", help="model directory or bundled model name (default: the bundled en-fr)")
     parser.set_defaults(run=run_heads)
 

@@ -17,18 +17,41 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a translator from a configuration file",
         description=(
-            "Train an English-to-French Transformer as the configuration file says ([model], [data] "
-            "and [train] tables), writing checkpoints, metrics.jsonl, curves.png and the best model "
-            "(best/) into --out. Any setting can be overridden as table.key=value."
+            "Train a Transformer translator from a source language to a target language as the "
+            "configuration file says ([model], [data] and [train] tables), writing checkpoints, metrics.jsonl, "
+            "train.log, curves.png, TensorBoard scalars (with the tensorboard extra) and the best model (best/) "
+            "into --out. Train on the built-in corpora or on your own files (--train, --valid: a .tsv of "
+            "source<TAB>target pairs, or SOURCE,TARGET aligned files, plain or .gz). Any setting can be "
+            "overridden as table.key=value, anywhere on the line; --print-config shows every setting."
         ),
         epilog=examples(
             "selfattention train --config configs/en-fr.toml --out runs/en-fr train.max_minutes=60",
+            "selfattention train --config configs/fr-en.toml --out runs/mine --train my/train.tsv --valid my/dev.tsv "
+            "train.valid_every=500",
             "selfattention train --config configs/en-fr.toml --out runs/en-fr --resume",
+            "selfattention train --config configs/en-fr.toml --print-config data.source_lang=fr data.target_lang=en",
             "selfattention train --nproc 4 --config configs/en-fr.toml --out runs/en-fr   # 4 GPUs (docs/training.md)",
         ),
     )
     parser.add_argument("--config", required=True, help="TOML configuration, e.g. configs/en-fr.toml")
-    parser.add_argument("--out", required=True, help="run directory for checkpoints, metrics and models")
+    parser.add_argument("--out", help="run directory for checkpoints, metrics and models (needed to train)")
+    parser.add_argument(
+        "--train",
+        action="append",
+        metavar="CORPUS",
+        help=(
+            "a training corpus, instead of the file's data.corpora: multi30k, tatoeba, a .tsv(.gz) of "
+            "source<TAB>target pairs, or SOURCE,TARGET aligned files; repeat for several"
+        ),
+    )
+    parser.add_argument(
+        "--valid",
+        metavar="CORPUS",
+        help="the validation corpus (the same kinds; several joined with +), used as given, never re-split",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print every setting as TOML, overrides applied, and exit"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
     parser.add_argument(
@@ -83,13 +106,17 @@ def run_train(args: argparse.Namespace) -> int:
     from selfattention.cli.common import resolve_model
     from selfattention.evaluation import greedy_bleu
     from selfattention.training import TrainingError, load_run_config, train
-    from selfattention.training.init_from import check_start
+    from selfattention.training.init_from import adopt_start, check_start
 
     if args.nproc < 1:
         raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
     if args.nproc > 1 and "LOCAL_RANK" in os.environ:
         raise CommandError("--nproc starts the processes itself; under torchrun leave it out")
     overrides = list(args.overrides)
+    if args.train:
+        overrides.append(f"data.corpora={json.dumps(args.train)}")  # a TOML array of basic strings
+    if args.valid:
+        overrides.append(f"data.valid_corpus={json.dumps(args.valid)}")
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")  # a TOML basic string
     if args.init_from:
@@ -97,9 +124,15 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = load_run_config(args.config, overrides)  # checked here, before any process starts
         if config.train.init_from:
+            config = adopt_start(config)
             check_start(config.model, Path(config.train.init_from))
     except ValueError as error:
         raise CommandError(str(error)) from None
+    if args.print_config:
+        sys.stdout.write(config.to_toml())
+        return 0
+    if not args.out:
+        raise CommandError("--out is needed to train: the run directory for checkpoints, metrics and models")
     if args.nproc > 1:
         return _launch(args)
     if int(os.environ.get("RANK", "0")) > 0:  # rank 0 speaks for all
@@ -148,6 +181,8 @@ def _launch(args: argparse.Namespace) -> int:
     worker += ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
     worker += ["--data-dir", args.data_dir] if args.data_dir else []
     worker += ["--init-from", args.init_from] if args.init_from else []
+    worker += [item for corpus in args.train or [] for item in ("--train", corpus)]
+    worker += ["--valid", args.valid] if args.valid else []
     try:
         launch(args.nproc, [*worker, *args.overrides])
     except ChildFailedError as error:

@@ -1,4 +1,4 @@
-"""`selfattention translate`: English in, French out."""
+"""`selfattention translate`: source language in, target language out (English to French for the bundled model)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ WORKERS_RULE = (
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "translate",
-        help="translate English sentences into French",
+        help="translate sentences (English into French with the bundled model)",
         description=(
             "Translate the sentences given as arguments, or else each line of standard input, "
-            "writing one French line per input line to standard output. Long text: a line the "
+            "writing one translated line per input line to standard output, from the model's source language "
+            "into its target language (English into French for the bundled model). Long text: a line the "
             "model can read at once (its maximum positions less one, in subword pieces: 1023 for "
             "the bundled model) is translated whole; a longer line is split into sentences after "
             ". ! ? and the like, each sentence is translated, and the translations make up its "

@@ -1,8 +1,8 @@
 """The built-in corpora, ``multi30k`` and ``tatoeba``, read from a data directory.
 
 The data directory is, in order: the ``data_dir`` argument (``--data-dir``), the environment
-variable ``SELFATTENTION_DATA``, or ``../shared/data`` beside the working directory when it
-exists. Its layout is that of the public originals:
+variable ``SELFATTENTION_DATA``, or ``shared/data`` beside the project checkout (then beside the
+working directory) when it exists. Its layout is that of the public originals:
 
     multi30k/{train,val,test_2016_flickr}.{en,fr}.gz
     multi30k/tok/test_2016_flickr.lc.norm.tok.{en,fr}.gz
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "SELFATTENTION_DATA"
 Split = Literal["train", "valid", "test"]
 CORPORA = ("multi30k", "tatoeba")
+LANGUAGES = ("en", "fr")  # the languages of the built-in corpora
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/{folder}/{name}"
 MULTI30K_FILES: dict[str, tuple[str, str]] = {
@@ -55,44 +56,77 @@ TATOEBA_SHARES = (0.9, 0.05, 0.05)  # train, valid, test: by distinct English se
 
 
 def find_data_dir(data_dir: Path | str | None = None) -> Path:
-    """Where the corpora are: the argument, ``$SELFATTENTION_DATA``, or ``../shared/data``."""
+    """Where the built-in corpora are: the argument, ``$SELFATTENTION_DATA``, or a ``shared/data`` found.
+
+    Without either, ``../shared/data`` is looked for beside the project checkout this package runs
+    from, then beside the working directory; the error names every place looked.
+    """
     if data_dir is not None:
-        origin, path = "--data-dir", Path(data_dir)
+        candidates = [("--data-dir", Path(data_dir))]
     elif os.environ.get(ENV_VAR):
-        origin, path = f"${ENV_VAR}", Path(os.environ[ENV_VAR])
+        candidates = [(f"${ENV_VAR}", Path(os.environ[ENV_VAR]))]
     else:
-        origin, path = "the default", Path.cwd().parent / "shared" / "data"
-    if path.is_dir():
-        return path
+        candidates = [(f"beside {place}", place.parent / "shared" / "data") for place in _default_places()]
+    for _, path in candidates:
+        if path.is_dir():
+            return path
+    looked = "; ".join(f"{path} ({origin})" for origin, path in candidates)
     raise CorpusError(
-        f"no data directory at {path} ({origin}); pass --data-dir DIR or set {ENV_VAR}. "
-        "Multi30k can be fetched with `selfattention download multi30k --data-dir DIR`."
+        f"no data directory: looked at {looked}; pass --data-dir DIR or set {ENV_VAR}. "
+        "Multi30k can be fetched with `selfattention download multi30k --data-dir DIR`; "
+        'your own files need no data directory (data.corpora = ["train.tsv"]).'
     )
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]  # the project, when this package runs from a checkout (src/ layout)
+
+
+def _default_places() -> list[Path]:
+    """The project checkout (when this package runs from one), then the working directory."""
+    places = [CHECKOUT] if (CHECKOUT / "pyproject.toml").is_file() else []
+    return places + ([Path.cwd()] if Path.cwd() not in places else [])
+
+
 def load_corpus(
-    name: str, split: Split, data_dir: Path | str | None = None, *, max_chars: int | None = None
+    name: str,
+    split: Split,
+    data_dir: Path | str | None = None,
+    *,
+    max_chars: int | None = None,
+    source_lang: str = "en",
+    target_lang: str = "fr",
 ) -> list[Pair]:
-    """English-French pairs of a built-in corpus and split."""
+    """(source, target) pairs of a built-in corpus and split, the sides chosen by the languages.
+
+    Both corpora hold English and French here: ``source_lang="fr", target_lang="en"`` reads them
+    the other way round. Tatoeba's split is by the English sentence whichever side it is on.
+    """
     if split not in MULTI30K_SPLITS:
         raise CorpusError(f"unknown split {split!r}; choose train, valid or test")
+    languages = {source_lang, target_lang}
+    if name in CORPORA and (languages != set(LANGUAGES) or source_lang == target_lang):
+        raise CorpusError(
+            f"corpus {name!r} holds {' and '.join(LANGUAGES)}, not {source_lang}→{target_lang}; "
+            'for another language pair name your own files (data.corpora = ["train.tsv"])'
+        )
     root = find_data_dir(data_dir)
     if name == "multi30k":
         stem = MULTI30K_SPLITS[split]
-        src, tgt = root / "multi30k" / f"{stem}.en.gz", root / "multi30k" / f"{stem}.fr.gz"
+        src, tgt = root / "multi30k" / f"{stem}.{source_lang}.gz", root / "multi30k" / f"{stem}.{target_lang}.gz"
         _require(src, "multi30k")
         _require(tgt, "multi30k")
         return read_parallel(src, tgt, max_chars=max_chars)[0]
     if name == "tatoeba":
         path = root / TATOEBA_FILE
         _require(path, "tatoeba")
-        return tatoeba_split(read_tsv(path, max_chars=max_chars)[0])[split]
+        pairs = tatoeba_split(read_tsv(path, max_chars=max_chars)[0])[split]  # English first in the file
+        return pairs if source_lang == "en" else [(target, source) for source, target in pairs]
     raise CorpusError(f"unknown corpus {name!r}; built-in corpora are {', '.join(CORPORA)}")
 
 
-def multi30k_comparable_references(data_dir: Path | str | None = None) -> list[str]:
-    """The official lower-cased, Moses-tokenised French references of test_2016_flickr."""
-    path = find_data_dir(data_dir) / "multi30k" / "tok" / "test_2016_flickr.lc.norm.tok.fr.gz"
+def multi30k_comparable_references(data_dir: Path | str | None = None, language: str = "fr") -> list[str]:
+    """The official lower-cased, Moses-tokenised references of test_2016_flickr in ``language``."""
+    path = find_data_dir(data_dir) / "multi30k" / "tok" / f"test_2016_flickr.lc.norm.tok.{language}.gz"
     _require(path, "multi30k")
     return read_lines(path)
 

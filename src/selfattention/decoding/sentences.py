@@ -71,7 +71,7 @@ def check_sentence(
     """
     stripped = text.strip()
     if not stripped:
-        raise InputError(f"{what} is empty: give an English sentence")
+        raise InputError(f"{what} is empty: give a sentence to translate")
     if len(stripped) > max_chars:
         raise InputError(
             f"{what} is {len(stripped)} characters long; the limit is {max_chars} characters (one sentence at a time)"

@@ -130,7 +130,7 @@ def trace_translation(
         target_body = translator.translate_ids([source_ids[:-1]], config)[0]
     else:
         target_body = tokenizer.encode_target(target)
-        check_pieces(target_body, limit, "the French side")
+        check_pieces(target_body, limit, "the target side")
     target_ids = [bos_id, *target_body]
     recorder = trace_ids(model, source_ids, target_ids, kinds=kinds, layers=layers)
     return TranslationTrace(

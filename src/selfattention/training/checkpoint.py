@@ -51,7 +51,7 @@ class Progress:
     tokens: int = 0  # target tokens trained on
     best_bleu: float = -1.0
     best_step: int = 0
-    stale_epochs: int = 0  # epochs since the best validation BLEU
+    stale_epochs: int = 0  # validations since the best score (at epoch ends, and every train.valid_every steps)
     seconds: float = 0.0  # training time so far, over all stretches
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ errors that name the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +25,20 @@ else:  # pragma: no cover
 
 
 PRECISIONS = ("float32", "bf16", "fp16")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")  # BCP 47's shape: en, fr, pt-BR, zh-Hant
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which corpora to train on, and how to cut them into subwords."""
 
+    # A built-in corpus (multi30k, tatoeba), a TSV file ("train.tsv"), or two aligned files
+    # ("train.fr,train.en", the source first): data/corpus_specs.py
     corpora: tuple[str, ...] = ("multi30k",)
     repeats: tuple[int, ...] = ()  # how often each corpus appears in one epoch (default once each)
-    valid_corpus: str = "multi30k"  # or several joined by "+": "multi30k+tatoeba"
+    valid_corpus: str = "multi30k"  # the same kinds, used as given; several joined by "+": "multi30k+tatoeba"
+    source_lang: str = "en"  # which side of a built-in corpus is the source; the model records both
+    target_lang: str = "fr"
     data_dir: str | None = None
     vocab_size: int = 8000
     max_chars: int = 400  # pairs with a longer side are skipped (and counted)
@@ -54,6 +61,22 @@ class DataConfig:
             )
         if any(isinstance(count, bool) or not isinstance(count, int) or count < 1 for count in self.repeats):
             raise ValueError(f"repeats must be at least 1 each, got {list(self.repeats)}")
+        if not self.corpora:
+            raise ValueError("corpora is empty: name at least one training corpus")
+        for name in ("source_lang", "target_lang"):
+            code = getattr(self, name)
+            if not (isinstance(code, str) and LANGUAGE_CODE.fullmatch(code)):
+                raise ValueError(
+                    f"{name} should be a language code (ISO 639: two or three lower-case letters, e.g. en, fr, zh, "
+                    f"or with a region or script: pt-BR, zh-Hant), got {code!r}"
+                )
+        if self.source_lang == self.target_lang:
+            raise ValueError(f"source_lang and target_lang are both {self.source_lang!r}")
+        if self.pronoun_pairs and (self.source_lang, self.target_lang) != ("en", "fr"):
+            raise ValueError(
+                f"pronoun_pairs makes English-French pairs (it → il / elle); this run is "
+                f"{self.source_lang}→{self.target_lang}: set pronoun_pairs = 0"
+            )
 
     def noise(self) -> NoiseShares:
         return NoiseShares(self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation)
@@ -80,7 +103,8 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # 0 = no limit; stops cleanly with a checkpoint
     cooldown_steps: int = 0  # the last N of max_steps: the rate falls linearly to near zero
-    patience: int = 5  # epochs without a better validation BLEU before stopping; 0 = never
+    patience: int = 5  # validations without a better score before stopping; 0 = never
+    valid_every: int = 0  # validate every N optimiser steps too (0: at epoch ends only)
     checkpoint_every: int = 1000  # optimiser steps
     keep_checkpoints: int = 5
     average_last: int = 0  # average the last N epoch checkpoints into "averaged/" at the end
@@ -90,6 +114,7 @@ class TrainConfig:
     precision: str = "float32"  # or "bf16" (autocast, CPU or CUDA) / "fp16" (autocast with a scaler, CUDA only)
     init_from: str = ""  # a model directory to start from (its weights and vocabulary); "" = from scratch
     onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/engine/onednn_linear.py)
+    tensorboard: bool = True  # TensorBoard scalars in RUN_DIR/tensorboard/ when the tensorboard extra is installed
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -105,6 +130,7 @@ class TrainConfig:
             "cooldown_steps",
             "patience",
             "checkpoint_every",
+            "valid_every",
             "average_last",
             "threads",
             "clip_norm",
@@ -128,6 +154,9 @@ class RunConfig:
     model: ModelConfig
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # The keys the file and the overrides gave, per table (the rest are defaults): a run started
+    # from a model (train.init_from) takes that model's architecture unless a key says otherwise.
+    given: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +164,21 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
         }
+
+    def to_toml(self) -> str:
+        """The whole configuration as TOML that :func:`load_run_config` reads back to the same settings."""
+        tables = self.to_dict()
+        tables["model"] = {k: v for k, v in tables["model"].items() if k not in ("source_lang", "target_lang")}
+        lines: list[str] = []
+        for table, values in tables.items():
+            lines.append(f"[{table}]")
+            for key, value in values.items():
+                if value is None:
+                    lines.append(f"# {key} is not set")
+                else:
+                    lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
 
 
 def load_run_config(
@@ -164,12 +208,29 @@ def run_config_from_dict(
     data = _build(DataConfig, document.get("data", {}), f"{source} [data]")
     train = _build(TrainConfig, document.get("train", {}), f"{source} [train]")
     model_table = dict(document.get("model", {}))
+    for name in ("source_lang", "target_lang"):
+        if name in model_table:
+            raise ValueError(f"{source} [model]: {name} is a data setting; set data.{name} instead")
+    model_table["source_lang"], model_table["target_lang"] = data.source_lang, data.target_lang
     model_table.setdefault("vocab_size", vocab_size or data.vocab_size)
     try:
         model = ModelConfig.from_dict(model_table)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{source} [model]: {error}") from None
-    return RunConfig(model=model, data=data, train=train)
+    given = {table: frozenset(document.get(table, {})) for table in ("model", "data", "train")}
+    return RunConfig(model=model, data=data, train=train, given=given)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def _build(cls: Any, table: dict[str, Any], where: str) -> Any:

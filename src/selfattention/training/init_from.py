@@ -1,9 +1,11 @@
 """Starting a run from a trained model (fine-tuning): ``train.init_from = "MODEL_DIR"``.
 
-The run takes the model directory's vocabulary (``tokenizer.model``, copied into the run) and
-its weights, then trains with a fresh optimiser and its own schedule: a new stretch on other
-data or with other settings, where ``--resume`` would continue the same run exactly. The
-architecture must be the model's; only the dropout rates may differ.
+The run takes the model directory's vocabulary (``tokenizer.model``, copied into the run), its
+architecture and languages (:func:`adopt_start`: a configuration need not repeat them) and its
+weights, then trains with a fresh optimiser and its own schedule: a new stretch on other data or
+with other settings, where ``--resume`` would continue the same run exactly. A configuration
+that names an architecture setting other than the model's is refused, naming each; only the
+dropout rates may differ.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from selfattention.data import Tokenizer
 from selfattention.data.tokenizer import TOKENIZER_FILE
 from selfattention.model import Transformer
 from selfattention.model_io import WEIGHTS_FILE, load_config, load_weights
+from selfattention.training.config import RunConfig
 
 FREE = ("dropout", "attention_dropout", "activation_dropout")  # regularisation, not architecture
 
@@ -60,6 +63,37 @@ def _refuse_other_architecture(run: ModelConfig, start: ModelConfig, directory: 
     found = differences(run, start)
     if found:
         raise InitError(f"train.init_from: {directory} is not this run's architecture: " + "; ".join(found))
+
+
+def adopt_start(config: RunConfig) -> RunConfig:
+    """``config`` with the starting model's architecture and languages (``train.init_from`` set).
+
+    Settings the configuration gave (``config.given``) must agree with the model's, except the
+    dropout rates, which it may change; any that disagree are refused, each named.
+    """
+    directory = Path(config.train.init_from)
+    if not directory.is_dir():
+        raise InitError(f"train.init_from: no model directory at {directory}")
+    start = _start_config(directory)
+    given_model = config.given.get("model", frozenset())
+    given_data = config.given.get("data", frozenset())
+    conflicts = [
+        f"{field.name} = {getattr(config.model, field.name)!r} here, {getattr(start, field.name)!r} in the model"
+        for field in dataclasses.fields(ModelConfig)
+        if field.name in given_model
+        and field.name not in (*FREE, "vocab_size")
+        and getattr(config.model, field.name) != getattr(start, field.name)
+    ]
+    conflicts += [
+        f"data.{name} = {getattr(config.data, name)!r} here, {getattr(start, name)!r} in the model"
+        for name in ("source_lang", "target_lang")
+        if name in given_data and getattr(config.data, name) != getattr(start, name)
+    ]
+    if conflicts:
+        raise InitError(f"train.init_from: {directory} is not this run's architecture: " + "; ".join(conflicts))
+    model = dataclasses.replace(start, **{name: getattr(config.model, name) for name in given_model if name in FREE})
+    data = dataclasses.replace(config.data, source_lang=start.source_lang, target_lang=start.target_lang)
+    return dataclasses.replace(config, model=model, data=data)
 
 
 def check_start(run: ModelConfig, directory: Path) -> None:

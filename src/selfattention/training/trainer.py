@@ -33,8 +33,9 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from selfattention.data import Batch, Example, Tokenizer, collate, load_corpus, make_example, token_batches
+from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, make_example, token_batches
 from selfattention.data.augment import add_noise
+from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
 from selfattention.data.pronoun_pairs import PronounPairs
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
@@ -60,14 +61,28 @@ from selfattention.training.distributed import (
     step_seed,
     wrap_model,
 )
-from selfattention.training.init_from import InitError, init_tokenizer, load_initial_weights
+from selfattention.training.init_from import InitError, adopt_start, init_tokenizer, load_initial_weights
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
+from selfattention.training.run_log import TensorBoardLog, TextLog
 from selfattention.training.schedule import scheduled_lr
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("best", "tokenizer.model", "run_config.json", "metrics.jsonl")  # written by replacement
+# What --resume may change: when and how long it trains, how often it validates and saves, its threads, where data is.
+RESUME_MAY_CHANGE = (
+    "train.max_minutes",
+    "train.max_steps",
+    "train.max_epochs",
+    "train.cooldown_steps",
+    "train.patience",
+    "train.valid_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.threads",
+    "data.data_dir",
+)
 MAX_BAD_STEPS = 5  # consecutive steps with a non-finite loss or gradient before training gives up
 
 
@@ -78,8 +93,9 @@ class TrainingError(RuntimeError):
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-TranslationScorer = Callable[[Transformer, Tokenizer, list[tuple[str, str]]], float]
-"""Scores a model's translations of validation pairs (e.g. ``evaluation.greedy_bleu``); higher is better."""
+TranslationScorer = Callable[[Transformer, Tokenizer, list[tuple[str, str]]], float | dict[str, float]]
+"""Scores a model's translations of validation pairs (e.g. ``evaluation.greedy_bleu``): BLEU, or a dict with
+"bleu" (which chooses the best model; higher is better) and other scores to record ("chrf")."""
 
 
 class Trainer:
@@ -99,12 +115,19 @@ class Trainer:
         without one, the best model is the one with the lowest validation NLL.
         """
         self.scorer = scorer
+        if config.train.init_from and config.given:  # the starting model's architecture, unless the file says otherwise
+            try:
+                config = adopt_start(config)
+            except InitError as error:
+                raise TrainingError(str(error)) from None
         self.config = config
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
         self.metrics = MetricsLog(self.run_dir)
         self.device_request = device
         self.dist = distributed
+        self.text_log: TextLog | None = None
+        self.tensorboard: TensorBoardLog | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -134,22 +157,30 @@ class Trainer:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_leftovers(self.run_dir, RUN_FILES)  # what a killed run left half-done
                 remove_leftovers(self.run_dir / CHECKPOINTS)
-        corpora = [
-            load_corpus(name, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars) for name in data_cfg.corpora
-        ]
+                self.text_log = TextLog(self.run_dir)
+            if resume and existing:
+                self._refuse_changed_settings()
+        languages = {"source_lang": data_cfg.source_lang, "target_lang": data_cfg.target_lang}
+        try:
+            corpora = [
+                load_pairs(spec, "train", data_cfg.data_dir, max_chars=data_cfg.max_chars, **languages)
+                for spec in map(parse_corpus, data_cfg.corpora)
+            ]
+            # Several validation corpora ("multi30k+tatoeba"): the NLL over all their pairs, one BLEU over
+            # train.valid_bleu_sentences of each, evenly spaced through it (so that no corpus is chosen for alone).
+            valid_sets = [
+                load_pairs(spec, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars, **languages)
+                for spec in parse_corpora(data_cfg.valid_corpus)
+            ]
+        except CorpusError as error:
+            raise TrainingError(str(error)) from None
         train_pairs = [pair for pairs in corpora for pair in pairs]
-        # Several validation corpora ("multi30k+tatoeba"): the NLL over all their pairs, one BLEU over
-        # train.valid_bleu_sentences of each, evenly spaced through it (so that no corpus is chosen for alone).
-        valid_sets = [
-            load_corpus(name, "valid", data_cfg.data_dir, max_chars=data_cfg.max_chars)
-            for name in data_cfg.valid_corpus.split("+")
-        ]
         self.valid_pairs = [pair for pairs in valid_sets for pair in pairs]
         self.bleu_pairs = [
             pair for pairs in valid_sets for pair in _spread(pairs, self.config.train.valid_bleu_sentences)
         ]
         if not train_pairs:
-            raise TrainingError("the training corpora hold no usable pairs")
+            raise TrainingError(f"the training corpora ({', '.join(data_cfg.corpora)}) hold no usable pairs")
         self.corpora = corpora
         self.pronouns: PronounPairs | None = None
         if data_cfg.pronoun_pairs > 0:
@@ -188,7 +219,13 @@ class Trainer:
         if not main:
             self.tokenizer = Tokenizer.load(tokenizer_path)
         model_cfg = replace(
-            self.config.model, vocab_size=self.tokenizer.vocab_size, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID
+            self.config.model,
+            vocab_size=self.tokenizer.vocab_size,
+            pad_id=PAD_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            source_lang=data_cfg.source_lang,  # the model records what it translates
+            target_lang=data_cfg.target_lang,
         )
         self.config = replace(self.config, model=model_cfg)
         if main:
@@ -234,6 +271,41 @@ class Trainer:
             self.device,
             f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
+
+    def _refuse_changed_settings(self) -> None:
+        """A resumed run keeps its settings: any change outside :data:`RESUME_MAY_CHANGE` is refused, each named."""
+        path = self.run_dir / "run_config.json"
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # no record (a run killed before writing it): nothing to compare
+        current = self.config.to_dict()
+        changed = []
+        for table, values in recorded.items():
+            if not isinstance(values, dict) or table not in current:
+                continue
+            for key, old in values.items():
+                if table == "model" and key in (
+                    "vocab_size",
+                    "pad_id",
+                    "bos_id",
+                    "eos_id",
+                    "source_lang",
+                    "target_lang",
+                ):
+                    continue  # set from the run's own vocabulary and its data's languages
+                new = current[table].get(key, old)
+                if isinstance(new, tuple):
+                    new = list(new)
+                if new != old and f"{table}.{key}" not in RESUME_MAY_CHANGE:
+                    changed.append(f"{table}.{key} {old!r} → {new!r}")
+        if changed:
+            raise TrainingError(
+                f"{self.run_dir} was started with other settings ({path.name}): "
+                + "; ".join(changed)
+                + f". A resumed run may change only {', '.join(RESUME_MAY_CHANGE)}; "
+                "start a new run (another --out), or fine-tune from its model with --init-from"
+            )
 
     def _refuse_lost_start(self) -> None:
         """A fine-tuning run resumed before its first checkpoint must be told its start again."""
@@ -288,16 +360,35 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
 
     def fit(self, resume: bool = False) -> Path:
-        """Train until a stopping rule fires; return the directory of the best model."""
+        """Train until a stopping rule fires; return the directory of the best model.
+
+        A run directory this call created is removed again if the start fails (bad data, bad
+        settings): a failed start leaves nothing behind.
+        """
         owned = self.dist is None  # a process group this trainer joins, it leaves
+        created = not self.run_dir.exists()
+        started = False
         try:
-            return self._fit(resume)
+            self.prepare(resume)
+            started = True
+            return self._fit()
+        except BaseException:
+            if created and not started and self.run_dir.is_dir() and not list_checkpoints(self.run_dir):
+                self._close_logs()
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
         finally:
+            self._close_logs()
             if owned and self.dist is not None:
                 self.dist.close()
 
-    def _fit(self, resume: bool) -> Path:
-        self.prepare(resume)
+    def _close_logs(self) -> None:
+        for sink in (self.text_log, self.tensorboard):
+            if sink is not None:
+                sink.close()
+        self.text_log = self.tensorboard = None
+
+    def _fit(self) -> Path:
         assert self.dist is not None
         cfg = self.config.train
         group_size = cfg.accumulate * self.dist.world_size  # batches per optimiser step, over all processes
@@ -355,9 +446,11 @@ class Trainer:
                     if bar is not None:
                         bar.set_postfix(loss=f"{nll:.3f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}", step=self.progress.step)
                 epoch_ends = self.progress.batch_in_epoch >= len(batches)  # its own checkpoint follows at once
-                if cfg.checkpoint_every and self.progress.step % cfg.checkpoint_every == 0 and not epoch_ends:
+                if cfg.valid_every and self.progress.step % cfg.valid_every == 0 and not epoch_ends:
+                    stop_reason = self._validate(epoch_end=False)  # with its checkpoint
+                elif cfg.checkpoint_every and self.progress.step % cfg.checkpoint_every == 0 and not epoch_ends:
                     self._checkpoint()
-                stop_reason = self._steps_used_up()
+                stop_reason = stop_reason or self._steps_used_up()
                 if not stop_reason and cfg.max_minutes and self.dist.any(now - stretch_start >= cfg.max_minutes * 60):
                     stop_reason = f"reached train.max_minutes={cfg.max_minutes:g} for this stretch"
                 if stop_reason:
@@ -365,9 +458,11 @@ class Trainer:
             if bar is not None:
                 bar.close()
             if self.progress.batch_in_epoch >= len(batches):
-                stop_reason = self._end_epoch() or stop_reason
+                stop_reason = self._validate(epoch_end=True) or stop_reason
             elif self.saved_step != self.progress.step:
                 self._checkpoint()
+        if self.progress.best_step == 0 and self.progress.step > 0:  # a run of any length leaves a best/
+            self._provisional_best()
         log.info("training stopped: %s", stop_reason or f"reached train.max_epochs={cfg.max_epochs}")
         if self.dist.is_main:
             self._finish()
@@ -469,10 +564,16 @@ class Trainer:
         result = {"nll": nll_sum / max(tokens, 1)}
         pairs = self.bleu_pairs
         if self.scorer is not None and pairs:
-            result["bleu"] = self.scorer(self.model, self.tokenizer, pairs)
+            scores = self.scorer(self.model, self.tokenizer, pairs)
+            result.update(scores if isinstance(scores, dict) else {"bleu": scores})
         return result
 
-    def _end_epoch(self) -> str:
+    def _validate(self, epoch_end: bool) -> str:
+        """Validate, checkpoint, and publish ``best/`` when the score improved; a stop reason or "".
+
+        At an epoch's end (``epoch_end``) the epoch counter moves on; with ``train.valid_every`` this
+        also runs every N steps. Best-model choice and patience count validations, wherever they fall.
+        """
         assert self.dist is not None
         result = self.dist.broadcast(self.validate() if self.dist.is_main else None)  # the others wait for it
         if self.dist.is_main:
@@ -482,12 +583,14 @@ class Trainer:
                     "step": self.progress.step,
                     "epoch": self.progress.epoch,
                     "seconds": self.progress.seconds,
+                    "at": "epoch end" if epoch_end else "step",
                     **result,
                 }
             )
-        log.info("epoch %d: validation %s", self.progress.epoch, ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+        where = f"epoch {self.progress.epoch}" if epoch_end else f"step {self.progress.step}"
+        log.info("%s: validation %s", where, ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
         score = result.get("bleu", -result["nll"])  # BLEU when a scorer is given, else minus NLL
-        improved = self.progress.best_step == 0 or score > self.progress.best_bleu  # the first epoch is the best so far
+        improved = self.progress.best_step == 0 or score > self.progress.best_bleu  # the first is the best so far
         if improved:
             self.progress.best_bleu, self.progress.best_step, self.progress.stale_epochs = (
                 score,
@@ -496,12 +599,31 @@ class Trainer:
             )
         else:
             self.progress.stale_epochs += 1
-        self.progress.epoch += 1
-        self.progress.batch_in_epoch = 0
-        checkpoint = self._checkpoint(epoch_end=True)
+        if epoch_end:
+            self.progress.epoch += 1
+            self.progress.batch_in_epoch = 0
+        checkpoint = self._checkpoint(epoch_end=epoch_end)
         if improved and self.dist.is_main:
             self._publish(checkpoint, self.run_dir / "best")
         return self._patience_used_up()
+
+    def _provisional_best(self) -> None:
+        """Before any validation: ``best/`` is the newest checkpoint, its scores logged.
+
+        Nothing is recorded in the run's state or metrics, so that a run stopped here and resumed
+        stays the run that was never stopped; its first validation chooses ``best/`` again.
+        """
+        assert self.dist is not None
+        if self.saved_step != self.progress.step:
+            self._checkpoint()
+        result = self.dist.broadcast(self.validate() if self.dist.is_main else None)
+        log.info(
+            "no validation yet: best/ is the model at step %d (%s)",
+            self.progress.step,
+            ", ".join(f"validation {k} {v:.3f}" for k, v in result.items()),
+        )
+        if self.dist.is_main:
+            self._publish(checkpoint_dir(self.run_dir, self.progress.step), self.run_dir / "best")
 
     def _steps_used_up(self) -> str:
         max_steps = self.config.train.max_steps
@@ -510,7 +632,7 @@ class Trainer:
     def _patience_used_up(self) -> str:
         patience = self.config.train.patience
         if patience and self.progress.stale_epochs >= patience:
-            return f"no better validation BLEU for {patience} epochs"
+            return f"no better validation score for {patience} validations"
         return ""
 
     def _checkpoint(self, epoch_end: bool = False) -> Path:
@@ -554,6 +676,10 @@ class Trainer:
     def _write_metrics(self, record: dict[str, Any]) -> None:
         with self._writing("metrics.jsonl"):
             self.metrics.write(record)
+        if self.tensorboard is None and self.config.train.tensorboard and self.dist is not None and self.dist.is_main:
+            self.tensorboard = TensorBoardLog(self.run_dir)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[None]:

@@ -68,9 +68,9 @@ ROW_SENTENCE_KEYS = 3  # each row's sentence names its strongest keys and sums t
 
 # --- request and response bodies -------------------------------------------------------------------
 
-TEXT = "The English sentence (not empty; at most the server's character limit, see GET /api/model)."
+TEXT = "The source sentence, English for the bundled model (not empty; at most the server's character limit, see GET /api/model)."
 BEAM = "Beam size of the search; 1 is greedy search."
-KIND = "encoder: self-attention over the English; decoder: masked self-attention over the French; cross: French queries, English keys."
+KIND = "encoder: self-attention over the source; decoder: masked self-attention over the target; cross: target queries, source keys."
 
 
 class ModelInfo(BaseModel):
@@ -80,8 +80,10 @@ class ModelInfo(BaseModel):
     d_ff: int = Field(description="Width of the feed-forward sublayer's hidden layer.")
     encoder_layers: int = Field(description="Encoder layers (each has one self-attention).")
     decoder_layers: int = Field(description="Decoder layers (each has a masked self-attention and a cross-attention).")
-    vocab_size: int = Field(description="Subword pieces in the shared English-French vocabulary.")
+    vocab_size: int = Field(description="Subword pieces in the vocabulary both languages share.")
     max_chars: int = Field(description="The longest text this server accepts, in characters.")
+    source_lang: str = Field(description="The language the model translates from (a code: en).")
+    target_lang: str = Field(description="The language the model translates into (a code: fr).")
     max_sentences_context: int = Field(description="The most sentences /api/context compares at once.")
 
 
@@ -91,11 +93,11 @@ class TranslateRequest(BaseModel):
 
 
 class TranslateResponse(BaseModel):
-    translation: str = Field(description="The French translation.")
+    translation: str = Field(description="The translation (into the target language: French for the bundled model).")
     source_tokens: list[str] = Field(
-        description="The English pieces the encoder saw, ending with </s>; ## continues a word, ␣ starts one."
+        description="The source pieces the encoder saw, ending with </s>; ## continues a word, ␣ starts one."
     )
-    target_tokens: list[str] = Field(description="The French pieces the decoder saw, starting with <s>.")
+    target_tokens: list[str] = Field(description="The target pieces the decoder saw, starting with <s>.")
 
 
 class AttentionRequest(BaseModel):
@@ -104,13 +106,13 @@ class AttentionRequest(BaseModel):
     layer: int = Field(0, description="Layer, from 0.")
     head: int = Field(0, description="Head, from 0.")
     target: str | None = Field(
-        None, description="A French side to use instead of the model's translation (empty: the model's own)."
+        None, description="A target side to use instead of the model's translation (empty: the model's own)."
     )
     beam: int = Field(4, ge=1, le=8, description=BEAM)
 
 
 class AttentionResponse(BaseModel):
-    translation: str = Field(description="The French side the attention was recorded on.")
+    translation: str = Field(description="The target side the attention was recorded on.")
     kind: AttentionKind = Field(description=KIND)
     layer: int = Field(description="The layer shown.")
     head: int = Field(description="The head shown.")
@@ -134,13 +136,13 @@ class HeadsRequest(BaseModel):
     text: str = Field(description=TEXT, examples=["A dog ate the food because it was hungry."])
     kind: AttentionKind = Field("encoder", description=KIND)
     target: str | None = Field(
-        None, description="A French side to use instead of the model's translation (empty: the model's own)."
+        None, description="A target side to use instead of the model's translation (empty: the model's own)."
     )
     beam: int = Field(4, ge=1, le=8, description=BEAM)
 
 
 class HeadsResponse(BaseModel):
-    translation: str = Field(description="The French side the attention was recorded on.")
+    translation: str = Field(description="The target side the attention was recorded on.")
     kind: AttentionKind = Field(description=KIND)
     rows: list[str] = Field(description="Query tokens (T); a decoder row is named by the token its step writes.")
     columns: list[str] = Field(description="Key tokens (S).")
@@ -158,7 +160,7 @@ class Shapes(BaseModel):
 
 
 class ExplainResponse(BaseModel):
-    translation: str = Field(description="The French side the attention was recorded on.")
+    translation: str = Field(description="The target side the attention was recorded on.")
     kind: AttentionKind = Field(description=KIND)
     title: str = Field(description="What this kind of attention is, in words.")
     layer: int = Field(description="The layer shown.")
@@ -293,7 +295,7 @@ def create_app(
 
     app = FastAPI(
         title="selfattention",
-        summary="See the self-attention of an English-to-French Transformer, one step at a time.",
+        summary="See the self-attention of a Transformer translator, one step at a time.",
         version=__version__,
         docs_url=None,  # FastAPI's docs pages load scripts from a CDN; the schema stays at /openapi.json
         redoc_url=None,
@@ -331,6 +333,8 @@ def create_app(
             decoder_layers=config.decoder_layers,
             vocab_size=config.vocab_size,
             max_chars=max_chars,
+            source_lang=config.source_lang,
+            target_lang=config.target_lang,
             max_sentences_context=max_sentences_context,
         )
 

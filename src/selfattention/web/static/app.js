@@ -48,6 +48,7 @@ async function loadModel() {
       `Model: vectors of width d_model = ${model.d_model}; ${model.n_heads} heads per layer, each of width ` +
       `d_k = ${model.head_dim}; ${model.encoder_layers} encoder and ${model.decoder_layers} decoder layers; ` +
       `a vocabulary of ${model.vocab_size} subword pieces.`;
+    nameLanguages(model);
     $("text").maxLength = model.max_chars;
     $("target").maxLength = model.max_chars;
     fillSelectors();
@@ -55,6 +56,15 @@ async function loadModel() {
   } catch (error) {
     $("model-info").textContent = `The model could not be loaded: ${error.message}`;
   }
+}
+
+const LANGUAGE_NAMES = { en: "English", fr: "French", de: "German", es: "Spanish", it: "Italian", pt: "Portuguese", nl: "Dutch", cs: "Czech", zh: "Chinese", ja: "Japanese" };
+
+// The page names the model's languages: English and French for the bundled model.
+function nameLanguages(model) {
+  const name = (code) => LANGUAGE_NAMES[code] || code;
+  for (const element of document.querySelectorAll(".source-name")) element.textContent = name(model.source_lang);
+  for (const element of document.querySelectorAll(".target-name")) element.textContent = name(model.target_lang);
 }
 
 function layerCount(kind) {
@@ -146,7 +156,7 @@ async function translate(event) {
   const text = $("text").value;
   if (!text.trim()) {
     clearResult();
-    showError($("error"), "type an English sentence first.");
+    showError($("error"), "type a sentence first.");
     return;
   }
   state.sentence = { text, target: $("target").value.trim() || null, beam: Number($("beam").value) || 4 };

@@ -30,7 +30,7 @@ export class Watcher {
     if (!text.trim()) {
       this.data = null;
       $("watch").hidden = true;
-      showError($("watch-error"), "type an English sentence in section 1 first.");
+      showError($("watch-error"), "type a sentence in section 1 first.");
       return;
     }
     button.disabled = true;
