@@ -394,3 +394,33 @@ def test_context_missing_word_and_bad_suffix(
     assert_clean_error(status, out, err, "context")
     assert str(bad) in err
     assert not bad.exists()
+
+
+@pytest.mark.parametrize("view", ["heatmap", "alignment", "lines"])
+def test_attention_names_a_cross_attention_row_by_the_token_written(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], view: str
+) -> None:
+    """Issue 25: the heatmap labelled a row by the decoder's input ("<s>" → ...); the alignment by the output."""
+    out = tmp_path / "cross.html"
+    status, _, err = run(
+        capsys,
+        "attention",
+        TEXT,
+        "--kind",
+        "cross",
+        "--view",
+        view,
+        "--target",
+        "Un chien a mangé.",
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+    )
+    assert status == 0, err
+    payload = out.read_text(encoding="utf-8").split('id="attention-data">', 1)[1].split("</script>", 1)[0]
+    data = json.loads(payload)
+    translator = Translator.load(tiny_model_dir)
+    trace = trace_translation(translator.model, translator.tokenizer, TEXT, target="Un chien a mangé.")
+    assert data["rows"] == trace.produced_labels and data["rows"][0] != "<s>" and data["rows"][-1] == "</s>"
+    assert data["columns"] == trace.source_labels and data["writes"] is True
