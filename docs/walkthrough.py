@@ -37,7 +37,7 @@ from selfattention.inspection.context import compare_contexts
 from selfattention.inspection.contrast import contrast
 from selfattention.inspection.heads import rank_heads
 from selfattention.inspection.interactive import attention_page
-from selfattention.inspection.plots import line_view, save_figure
+from selfattention.inspection.plots import grid, line_view, save_figure
 from selfattention.inspection.toy import TOY_TOKENS
 from selfattention.inspection.watch import watch_translation
 
@@ -155,6 +155,24 @@ save_figure(
     ),
     encoding="utf-8",
 )
+
+# %% [markdown]
+# Every head at once, as the page's model view shows them: one small heatmap per layer and head
+# on one colour scale, and, as its head view does for a word, where each head of the last layer
+# sends "it".
+
+# %%
+encoder = torch.stack(
+    [dog.recorder.attention("encoder", layer).weights[0] for layer in range(config.encoder_layers)]
+)  # (L, H, T, S)
+save_figure(
+    grid(encoder, dog.source_labels, dog.source_labels, title="encoder, every layer and head"), OUT / "grid.png"
+)
+for head in range(config.n_heads):
+    row = encoder[-1, head, it_position]
+    print(
+        f"last layer, head {head}: 'it' looks most at {dog.source_labels[int(row.argmax())]!r} ({100 * float(row.max()):.0f}%)"
+    )
 
 # %% [markdown]
 # ## 9. Contextual meaning: "river bank" vs "money bank", "Apple phones" vs "apple juice"
