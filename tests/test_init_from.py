@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,10 +129,13 @@ def test_the_committed_fine_tuning_recipe_fits_the_bundled_model() -> None:
     assert differences(replace(recipe, d_model=128, **ids), bundled) == ["d_model = 128 here, 256 in the model"]
 
 
-def test_resuming_before_the_first_checkpoint_needs_the_start_again(
+def test_resuming_before_the_first_checkpoint_starts_from_the_recorded_model(
     tiny_run_config: RunConfig, trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = with_train(tiny_run_config, init_from=str(trained), max_steps=12, checkpoint_every=50)
+    """Killed before any checkpoint: the resumed run starts from the model run_config.json names, never at random."""
+    start = tmp_path / "origin"
+    shutil.copytree(trained, start)
+    config = with_train(tiny_run_config, init_from=str(start), max_steps=12, checkpoint_every=50)
 
     def stop(self: Trainer, batches: list) -> None:
         raise KeyboardInterrupt  # killed before any checkpoint
@@ -141,9 +145,12 @@ def test_resuming_before_the_first_checkpoint_needs_the_start_again(
         with pytest.raises(KeyboardInterrupt):
             train(config, tmp_path / "run", show_progress=False)
     assert not list_checkpoints(tmp_path / "run")
-    with pytest.raises(TrainingError, match=r"was started from .* has no checkpoint yet: resume it with --init-from"):
+    shutil.move(start, tmp_path / "moved")
+    with pytest.raises(TrainingError, match=r"train.init_from: no model directory at .*origin"):
         train(with_train(config, init_from=""), tmp_path / "run", resume=True, show_progress=False)
-    train(config, tmp_path / "run", resume=True, show_progress=False)  # given again: starts from the model
+    shutil.move(tmp_path / "moved", start)
+    train(with_train(config, init_from=""), tmp_path / "run", resume=True, show_progress=False)  # --resume alone
+    assert list_checkpoints(tmp_path / "run")[-1].name == "step-00000012"
 
 
 def test_the_cli_refuses_another_architecture_before_reading_any_corpus(

@@ -417,3 +417,68 @@ def test_the_french_to_english_recipe_fits_its_time_budget() -> None:
     assert (config.data.source_lang, config.data.target_lang) == ("fr", "en")
     assert (config.model.source_lang, config.model.target_lang) == ("fr", "en")
     assert 0 < config.train.max_minutes <= 45 and config.train.valid_every > 0
+
+
+def test_a_fine_tuning_run_resumes_with_resume_alone(
+    tiny_model_dir: Path, tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26 review: a file that does not repeat the architecture, --init-from not given again."""
+    config = tmp_path / "tune.toml"
+    config.write_text(
+        f'[data]\ndata_dir = "{tiny_corpus}"\nvocab_size = 120\n'
+        "[train]\nmax_tokens = 256\nwarmup_steps = 5\nvalid_bleu_sentences = 5\ncheckpoint_every = 2\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    common = ["train", "--config", str(config), "--out", str(out), "--no-progress"]
+    status, _, err = cli(capsys, *common, "--init-from", str(tiny_model_dir), "train.max_steps=2")
+    assert status == 0, err
+    status, _, err = cli(capsys, *common, "--resume", "train.max_steps=4")
+    assert status == 0, err
+    assert (out / "checkpoints" / "step-00000004").is_dir()
+    assert load_config(out / "checkpoints" / "step-00000004").d_model == load_config(tiny_model_dir).d_model
+
+
+def test_a_resume_before_the_first_checkpoint_still_refuses_changed_settings(
+    tiny_run_config: RunConfig, own_files: dict[str, Path], tmp_path: Path
+) -> None:
+    config = own_config(tiny_run_config, own_files, max_steps=3, checkpoint_every=100)
+    trainer_run = tmp_path / "run"
+    from selfattention.training import Trainer
+
+    trainer = Trainer(config, trainer_run, show_progress=False)
+    trainer.prepare(resume=False)  # run_config.json and tokenizer.model written; no checkpoint yet
+    trainer._close_logs()
+    changed = dataclasses.replace(config, data=dataclasses.replace(config.data, vocab_size=200))
+    with pytest.raises(TrainingError, match=r"data.vocab_size 120 → 200"):
+        train(changed, trainer_run, resume=True, show_progress=False)
+
+
+def test_preparing_twice_keeps_one_log(tiny_run_config: RunConfig, own_files: dict[str, Path], tmp_path: Path) -> None:
+    from selfattention.training import Trainer
+
+    trainer = Trainer(own_config(tiny_run_config, own_files, max_steps=2), tmp_path / "run", show_progress=False)
+    trainer.prepare(resume=False)
+    trainer.fit()  # prepares again
+    handlers = [h for h in logging.getLogger("selfattention").handlers if type(h).__name__ == "_AppendingHandler"]
+    assert handlers == []  # closed with the run
+    text = (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
+    assert text.count("training stopped") == 1
+
+
+def test_evaluate_checks_the_tokenizer_before_translating(
+    capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, own_files: dict[str, Path]
+) -> None:
+    status, _, err = cli(
+        capsys,
+        "evaluate",
+        "--model",
+        str(tiny_model_dir),
+        "--src",
+        str(own_files["test_src"]),
+        "--ref",
+        str(own_files["test_tgt"]),
+        "--tokenize",
+        "13b",
+    )
+    assert status == 2 and "--tokenize 13b: choose one of" in err and "Traceback" not in err

@@ -36,7 +36,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--tokenize", help="sacreBLEU's tokenizer for BLEU (default: by the model's target language, 13a for most)"
     )
     parser.add_argument("--split", choices=["valid", "test"], default="test", help="split of --corpus (default test)")
-    parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data-dir",
+        help="where the built-in corpora are (default $SELFATTENTION_DATA, else shared/data beside the project "
+        "checkout or the working directory)",
+    )
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     add_decoding_arguments(parser)
@@ -55,6 +59,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     given += ["--src/--ref"] if args.src or args.ref else []
     if len(given) != 1:
         raise CommandError("give one test set: --src and --ref, --test FILE.tsv, or --corpus")
+    if args.tokenize is not None:  # before any translating: a typo or a missing package is said at once
+        _check_tokenizer(args.tokenize)
     model_config = load_config(resolve_model(args.model))
     source_lang, target_lang = model_config.source_lang, model_config.target_lang
     if args.corpus:
@@ -125,6 +131,19 @@ def _read_side(path: str, option: str) -> list[str]:
             "or one sentence a line as --src / --ref"
         )
     return lines
+
+
+def _check_tokenizer(name: str) -> None:
+    import sacrebleu
+
+    if name not in sacrebleu.metrics.BLEU.TOKENIZERS:
+        raise CommandError(f"--tokenize {name}: choose one of {', '.join(sacrebleu.metrics.BLEU.TOKENIZERS)}")
+    try:
+        sacrebleu.metrics.BLEU(tokenize=name)
+    except (ImportError, RuntimeError, OSError, SystemExit) as error:
+        raise CommandError(
+            f"--tokenize {name} cannot run here ({error}); install its package or choose another"
+        ) from None
 
 
 def _why_empty(skipped: dict[str, int]) -> str:

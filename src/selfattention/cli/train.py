@@ -53,7 +53,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--print-config", action="store_true", help="print every setting as TOML, overrides applied, and exit"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-    parser.add_argument("--data-dir", help="where the corpora are (default $SELFATTENTION_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data-dir",
+        help="where the built-in corpora are (default $SELFATTENTION_DATA, else shared/data beside the project "
+        "checkout or the working directory)",
+    )
     parser.add_argument(
         "--init-from",
         metavar="MODEL",
@@ -106,6 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
     from selfattention.cli.common import resolve_model
     from selfattention.evaluation import greedy_bleu
     from selfattention.training import TrainingError, load_run_config, train
+    from selfattention.training.checkpoint import list_checkpoints
     from selfattention.training.init_from import adopt_start, check_start
 
     if args.nproc < 1:
@@ -115,6 +120,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.train:
         overrides.append(f"data.corpora={json.dumps(args.train)}")  # a TOML array of basic strings
+        if not any(item.startswith("data.repeats=") for item in overrides):
+            overrides.append("data.repeats=[]")  # the file's counts were for its own corpora
     if args.valid:
         overrides.append(f"data.valid_corpus={json.dumps(args.valid)}")
     if args.data_dir:
@@ -123,7 +130,8 @@ def run_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.init_from={json.dumps(str(resolve_model(args.init_from)))}")
     try:
         config = load_run_config(args.config, overrides)  # checked here, before any process starts
-        if config.train.init_from:
+        resuming = args.resume and args.out and list_checkpoints(Path(args.out))
+        if config.train.init_from and not resuming:  # a resumed run keeps its own shape (the trainer checks)
             config = adopt_start(config)
             check_start(config.model, Path(config.train.init_from))
     except ValueError as error:

@@ -66,7 +66,8 @@ class TextLog:
 class TensorBoardLog:
     """TensorBoard scalars mirroring the metrics records, or nothing when the extra is missing."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        """``purge_step``: events from this step on, left by a stretch that was cut short, are dropped."""
         try:
             from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
         except ImportError:
@@ -76,7 +77,7 @@ class TensorBoardLog:
                 run_dir / TENSORBOARD_DIR,
             )
             return
-        self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
+        self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.writer is None:

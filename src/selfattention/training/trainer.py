@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -33,6 +34,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from selfattention.config import ModelConfig
 from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, make_example, token_batches
 from selfattention.data.augment import add_noise
 from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
@@ -115,11 +117,6 @@ class Trainer:
         without one, the best model is the one with the lowest validation NLL.
         """
         self.scorer = scorer
-        if config.train.init_from and config.given:  # the starting model's architecture, unless the file says otherwise
-            try:
-                config = adopt_start(config)
-            except InitError as error:
-                raise TrainingError(str(error)) from None
         self.config = config
         self.run_dir = Path(run_dir)
         self.show_progress = show_progress
@@ -132,6 +129,14 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------
 
     def prepare(self, resume: bool) -> None:
+        recorded = self._recorded_settings() if resume else None
+        if recorded is not None:  # a resumed run: its own architecture, languages and start, unless the file says
+            self.config = _as_recorded(self.config, recorded)
+        elif self.config.train.init_from and self.config.given:  # the starting model's, unless the file says
+            try:
+                self.config = adopt_start(self.config)
+            except InitError as error:
+                raise TrainingError(str(error)) from None
         train_cfg, data_cfg = self.config.train, self.config.data
         if train_cfg.threads > 0:
             torch.set_num_threads(train_cfg.threads)
@@ -151,15 +156,17 @@ class Trainer:
             raise TrainingError(
                 f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose a new --out"
             )
+        if recorded is not None:  # every process: each refuses alike, none waits for the others
+            self._refuse_changed_settings(recorded)
         main = self.dist.is_main
         if main:
             with self._writing("the run directory"):
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 remove_leftovers(self.run_dir, RUN_FILES)  # what a killed run left half-done
                 remove_leftovers(self.run_dir / CHECKPOINTS)
+                if self.text_log is not None:  # prepared before: one log
+                    self.text_log.close()
                 self.text_log = TextLog(self.run_dir)
-            if resume and existing:
-                self._refuse_changed_settings()
         languages = {"source_lang": data_cfg.source_lang, "target_lang": data_cfg.target_lang}
         try:
             corpora = [
@@ -249,9 +256,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if train_cfg.precision == "fp16" else None
         self.progress = Progress()
         self.saved_step = -1  # the step of the newest checkpoint on disk
+        self.resumed_step = 0
         if resume and existing:
             self.progress, _ = load_checkpoint(existing[-1], self.model, self.optimizer, self.scaler)
-            self.saved_step = self.progress.step
+            self.saved_step = self.resumed_step = self.progress.step
             log.info("resumed from %s (step %d, epoch %d)", existing[-1], self.progress.step, self.progress.epoch)
         if main:
             with self._writing("metrics.jsonl"):  # records after the checkpoint (all, without one) are redone
@@ -272,13 +280,16 @@ class Trainer:
             f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
 
-    def _refuse_changed_settings(self) -> None:
-        """A resumed run keeps its settings: any change outside :data:`RESUME_MAY_CHANGE` is refused, each named."""
-        path = self.run_dir / "run_config.json"
+    def _recorded_settings(self) -> dict[str, Any] | None:
+        """The settings a run was started with (``run_config.json``), or None for a new run."""
         try:
-            recorded = json.loads(path.read_text(encoding="utf-8"))
+            recorded = json.loads((self.run_dir / "run_config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return  # no record (a run killed before writing it): nothing to compare
+            return None  # no record (a new run, or one killed before writing it): nothing to compare
+        return recorded if isinstance(recorded, dict) else None
+
+    def _refuse_changed_settings(self, recorded: dict[str, Any]) -> None:
+        """A resumed run keeps its settings: any change outside :data:`RESUME_MAY_CHANGE` is refused, each named."""
         current = self.config.to_dict()
         changed = []
         for table, values in recorded.items():
@@ -301,7 +312,7 @@ class Trainer:
                     changed.append(f"{table}.{key} {old!r} → {new!r}")
         if changed:
             raise TrainingError(
-                f"{self.run_dir} was started with other settings ({path.name}): "
+                f"{self.run_dir} was started with other settings (run_config.json): "
                 + "; ".join(changed)
                 + f". A resumed run may change only {', '.join(RESUME_MAY_CHANGE)}; "
                 "start a new run (another --out), or fine-tune from its model with --init-from"
@@ -373,7 +384,8 @@ class Trainer:
             started = True
             return self._fit()
         except BaseException:
-            if created and not started and self.run_dir.is_dir() and not list_checkpoints(self.run_dir):
+            first = self.dist.is_main if self.dist is not None else int(os.environ.get("RANK", "0")) == 0
+            if created and not started and first and self.run_dir.is_dir() and not list_checkpoints(self.run_dir):
                 self._close_logs()
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
@@ -677,7 +689,8 @@ class Trainer:
         with self._writing("metrics.jsonl"):
             self.metrics.write(record)
         if self.tensorboard is None and self.config.train.tensorboard and self.dist is not None and self.dist.is_main:
-            self.tensorboard = TensorBoardLog(self.run_dir)
+            # Steps after the checkpoint a resumed run starts from are redone: their old events go.
+            self.tensorboard = TensorBoardLog(self.run_dir, purge_step=self.resumed_step + 1)
         if self.tensorboard is not None:
             self.tensorboard.write(record)
 
@@ -726,6 +739,37 @@ class Trainer:
             dynamic_ncols=True,
             mininterval=2.0,
         )
+
+
+def _as_recorded(config: RunConfig, recorded: dict[str, Any]) -> RunConfig:
+    """``config`` with the recorded run's model shape, languages and starting model where the file gave none.
+
+    A configuration built in code (``config.given`` empty) is taken as it is, every setting compared.
+    """
+    if not config.given:
+        return config
+    given = config.given
+    model = {**config.model.to_dict()}
+    for key, value in (recorded.get("model") or {}).items():
+        if key in model and key not in given.get("model", frozenset()):
+            model[key] = value
+    data_changes = {
+        key: (recorded.get("data") or {})[key]
+        for key in ("source_lang", "target_lang")
+        if key not in given.get("data", frozenset()) and key in (recorded.get("data") or {})
+    }
+    train_changes = {}
+    if "init_from" not in given.get("train", frozenset()) and "init_from" in (recorded.get("train") or {}):
+        train_changes["init_from"] = recorded["train"]["init_from"]
+    try:
+        return replace(
+            config,
+            model=ModelConfig.from_dict(model),
+            data=replace(config.data, **data_changes),
+            train=replace(config.train, **train_changes),
+        )
+    except (TypeError, ValueError) as error:
+        raise TrainingError(f"run_config.json does not describe a model this version reads: {error}") from None
 
 
 def _spread(pairs: list[tuple[str, str]], count: int) -> list[tuple[str, str]]:
