@@ -460,8 +460,9 @@ def test_preparing_twice_keeps_one_log(tiny_run_config: RunConfig, own_files: di
     trainer = Trainer(own_config(tiny_run_config, own_files, max_steps=2), tmp_path / "run", show_progress=False)
     trainer.prepare(resume=False)
     trainer.fit()  # prepares again
-    handlers = [h for h in logging.getLogger("selfattention").handlers if type(h).__name__ == "_AppendingHandler"]
-    assert handlers == []  # closed with the run
+    log_file = tmp_path / "run" / "train.log"
+    handlers = [h for h in logging.getLogger("selfattention").handlers if getattr(h, "path", None) == log_file]
+    assert handlers == [] and trainer.text_log is None  # closed with the run
     text = (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
     assert text.count("training stopped") == 1
 
