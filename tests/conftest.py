@@ -50,6 +50,21 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def package_logger_restored() -> Iterator[None]:
+    """The package logger's handlers and level as before the test: a test that prepares a Trainer
+    without fitting it leaves no ``train.log`` handler for later tests to write through."""
+    import logging
+
+    logger = logging.getLogger("selfattention")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    for handler in [h for h in logger.handlers if h not in handlers]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+
+
 @pytest.fixture
 def fresh_engine() -> Iterator[None]:
     """The engine's library loaded again before and after the test: it sees the switch and the
