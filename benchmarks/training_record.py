@@ -19,17 +19,24 @@ def main() -> None:
     records = read_metrics(args.run_dir)
     train = [r for r in records if r["kind"] == "train" and r["step"] > 1]
     valid = [r for r in records if r["kind"] == "valid"]
+    epoch_ends = [r for r in valid if r.get("at", "epoch end") == "epoch end"]  # older runs validated there only
     last = records[-1]
     hours = last["seconds"] / 3600
-    print(f"optimiser steps: {last['step']}, epochs finished: {len(valid)}, training time: {hours:.2f} h")
     print(
-        f"target tokens/s: median {statistics.median(r['tokens_per_s'] for r in train):.0f} over {len(train)} windows of 25 steps"
+        f"optimiser steps: {last['step']}, epochs finished: {len(epoch_ends)}, validations: {len(valid)}, "
+        f"training time: {hours:.2f} h"
+    )
+    window = statistics.median(b["step"] - a["step"] for a, b in zip(train, train[1:])) if len(train) > 1 else 0
+    print(
+        f"target tokens/s: median {statistics.median(r['tokens_per_s'] for r in train):.0f} "
+        f"over {len(train)} windows of {window:g} steps"
     )
     print()
-    print("| epoch | step | hours | validation NLL | validation BLEU (greedy) |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| epoch | step | at | hours | validation NLL | validation BLEU (greedy) |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: |")
     for r in valid:
-        print(f"| {r['epoch']} | {r['step']} | {r['seconds'] / 3600:.2f} | {r['nll']:.3f} | {r['bleu']:.2f} |")
+        at = r.get("at", "epoch end")
+        print(f"| {r['epoch']} | {r['step']} | {at} | {r['seconds'] / 3600:.2f} | {r['nll']:.3f} | {r['bleu']:.2f} |")
 
 
 if __name__ == "__main__":
