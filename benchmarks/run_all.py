@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str] | None]] = {
     "quality": (["--beams", "1", "4"], ["--beams", "1"]),
     "everyday": ([], None),
     "translation_speed": (["--rounds", "3", "--latency-n", "100"], ["--quick", "--rounds", "1"]),
+    "whole_process": ([], ["--quick"]),
     "training_throughput": (["--steps", "150"], ["--steps", "50"]),
     "training_step": ([], None),
     "flops": ([], ["--sentences", "128"]),
