@@ -1,6 +1,6 @@
 """Builds the engine's C kernels at install; everything else about the package is in pyproject.toml.
 
-``src/selfattention/engine/kernels/`` (abi.c, native_step.c, few_queries.c) is linked into one
+``src/selfattention/engine/kernels/`` (abi.c, products.c, encoder.c, native_step.c, few_queries.c) is linked into one
 shared library per instruction-set variant (``src/selfattention/engine/variants.py``: AVX-512 with
 VNNI, AVX-512, AVX2, generic on x86-64; generic alone elsewhere), written beside the sources as
 ``selfattention-<variant>.so``: by ``pip install .`` and ``pip wheel .`` into the package, by

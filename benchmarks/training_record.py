@@ -6,6 +6,7 @@ python benchmarks/training_record.py runs/en-fr
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def main() -> None:
         f"optimiser steps: {last['step']}, epochs finished: {len(epoch_ends)}, validations: {len(valid)}, "
         f"training time: {hours:.2f} h"
     )
-    window = statistics.median(b["step"] - a["step"] for a, b in zip(train, train[1:])) if len(train) > 1 else 0
+    window = statistics.median(b["step"] - a["step"] for a, b in itertools.pairwise(train)) if len(train) > 1 else 0
     print(
         f"target tokens/s: median {statistics.median(r['tokens_per_s'] for r in train):.0f} "
         f"over {len(train)} windows of {window:g} steps"

@@ -6,13 +6,15 @@ decoding step (:mod:`~selfattention.engine.native_step`, its weights packed by
 :mod:`~selfattention.engine.packed`), and where the trainer picks its linear layers
 (:mod:`~selfattention.engine.onednn_linear`). Parity tests hold each piece to the reference.
 
-- ``kernels/``: the C sources (``native_step.c``, the decoding step; ``few_queries.c``, its
+- ``kernels/``: the C sources (``products.c``, the matrix products and LayerNorm, float32 and
+  int8; ``native_step.c``, the decoding step; ``encoder.c``, the encoder; ``few_queries.c``, their
   attention; ``abi.c``, what a loader asks first; ``engine.h``, the structs and prototypes they
   share; ``lanes.h``, their vectors), and the libraries ``pip install`` builds from them;
 - ``variants.py``: the builds, one per instruction set (AVX-512 with VNNI, AVX-512, AVX2, generic),
   which ``setup.py`` compiles; ``library.py``: loading the best one this processor runs, checked
   (ABI version, struct sizes, instruction sets, sources) against its ctypes mirrors;
-- ``native_step.py``: the decoding step in C, float32 and int8; ``decoder_settings.py``: whether
+- ``native_step.py``: the decoding step in C, float32 and int8; ``c_model.py``: the whole model
+  packed for the kernels from numpy arrays, its encoder computed in C (no PyTorch); ``decoder_settings.py``: whether
   it takes a model (every layer checked); ``few_queries.py``: its attention kernel, called from
   Python (tests and benchmarks);
 - ``top_k.py``: each row's k largest values through the chunks' maxima (greedy's next token);

@@ -36,7 +36,7 @@ from selfattention.engine.variants import FEATURES, GENERIC, KERNELS, Variant, s
 
 log = logging.getLogger(__name__)
 
-ABI_VERSION = 1  # engine.h's SELFATTENTION_ABI_VERSION
+ABI_VERSION = 2  # engine.h's SELFATTENTION_ABI_VERSION
 DIRECTORY = KERNELS  # where the built libraries lie, beside their sources
 FALLBACK = "the C engine stands aside and decoding runs through PyTorch (slower)"
 
@@ -56,7 +56,7 @@ class Weight(ctypes.Structure):
 
 
 class Model(ctypes.Structure):
-    """engine.h's ``model_t``: the decoder's settings and its weights outside the layers."""
+    """engine.h's ``model_t``: the decoder's (or the encoder's) settings and its weights outside the layers."""
 
     _fields_ = [
         *((name, _size) for name in ("d", "heads", "ff", "vocab", "layers")),
@@ -78,11 +78,22 @@ class Layer(ctypes.Structure):
     _fields_ = [*((name, Weight) for name in LAYER_WEIGHTS), *((name, _pointer) for name in LAYER_NORMS)]
 
 
+ENCODER_WEIGHTS = ("qkv", "out", "up", "down")
+ENCODER_NORMS = ("norm1_w", "norm1_b", "norm2_w", "norm2_b")
+
+
+class EncoderLayer(ctypes.Structure):
+    """engine.h's ``encoder_layer_t``: one encoder layer's weights."""
+
+    _fields_ = [*((name, Weight) for name in ENCODER_WEIGHTS), *((name, _pointer) for name in ENCODER_NORMS)]
+
+
 MIRRORS: dict[str, type[ctypes.Structure]] = {
     "strides3": Strides,
     "weight_t": Weight,
     "model_t": Model,
     "layer_t": Layer,
+    "encoder_layer_t": EncoderLayer,
 }
 
 # engine.h's prototypes: (result, arguments) of each function, set on the library when it is opened.
@@ -105,6 +116,11 @@ PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "selfattention_packed_size_int8": (_size, [_size, _size]),
     "selfattention_pack_int8": (None, [_pointer, _size, _size, _pointer, _pointer]),
     "selfattention_linear": (_int, [_pointer, _size, _size, ctypes.POINTER(Weight), _size, _pointer]),
+    "selfattention_encode": (
+        _int,
+        [ctypes.POINTER(Model), ctypes.POINTER(EncoderLayer), _pointer, _pointer, _size, _size, _pointer, _pointer],
+    ),
+    "selfattention_cross_kv": (_int, [ctypes.POINTER(Model), ctypes.POINTER(Weight), _pointer, _size, _size, _pointer]),
     "selfattention_step": (_int, _STEP),
     "selfattention_best": (_int, [_pointer, _size, _size, _size, _pointer, _size, _size, _pointer, _pointer, _pointer]),
 }
@@ -257,6 +273,7 @@ __all__ = [
     "DIRECTORY",
     "FALLBACK",
     "MIRRORS",
+    "EncoderLayer",
     "Layer",
     "Library",
     "LibraryError",

@@ -9,7 +9,7 @@ float32 embedding stays as it was. CPU only.
 Each product quantises every row of its input the same way, on the fly (one scale per row,
 ``max|x| / 127``, rounded to the nearest, ties to even), sums the products of the integers
 exactly and scales the sums back: ``y[m, n] = s[m] * scales[n] * sum_k qx[m, k] q[n, k] + b[n]``.
-That is ``kernels/native_step.c``'s int8 product: the C decoding step computes the decoder's
+That is ``kernels/products.c``'s int8 product: the C decoding step computes the decoder's
 layers with it (packing their weights for itself), and an :class:`Int8Linear` runs every other
 layer (the encoder's, the source's keys and values) through the same kernel
 (``selfattention_linear``), its weight packed once. Without the engine's library, or with the
@@ -53,7 +53,7 @@ def check_precision(precision: str, device: str | torch.device = "cpu") -> None:
 def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     """Each row (last dimension) of float32 ``x`` as integers in [-127, 127] (float32) and its scale ``(..., 1)``.
 
-    As ``native_step.c`` quantises: scale ``max|x| / 127`` (1 for a zero row), ``x`` times the
+    As ``products.c`` quantises: scale ``max|x| / 127`` (1 for a zero row), ``x`` times the
     scale's float32 inverse, clamped, rounded to the nearest integer, ties to even.
     """
     top = x.abs().amax(dim=-1, keepdim=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KERNELS = Path(__file__).with_name("kernels")  # the C sources, their header, and the built libraries
-SOURCES = ("abi.c", "native_step.c", "few_queries.c")  # linked into one library
-HEADERS = ("engine.h", "lanes.h")
+SOURCES = ("abi.c", "products.c", "encoder.c", "native_step.c", "few_queries.c")  # linked into one library
+HEADERS = ("engine.h", "lanes.h", "products.h")
 FLAGS = ("-O3", "-ffp-contract=fast", "-std=c99", "-g0", "-Wno-psabi")  # contract: fused multiply-adds
 _AVX2 = ("-mavx2", "-mfma")
 _AVX512 = (*_AVX2, "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl")

@@ -20,7 +20,7 @@ int64_t selfattention_abi_version(void) { return SELFATTENTION_ABI_VERSION; }
 
 #define STRUCT(T) if (strcmp(name, #T) == 0) return (int64_t)sizeof(T);
 int64_t selfattention_struct_size(const char *name) {
-    STRUCT(strides3) STRUCT(weight_t) STRUCT(model_t) STRUCT(layer_t)
+    STRUCT(strides3) STRUCT(weight_t) STRUCT(model_t) STRUCT(layer_t) STRUCT(encoder_layer_t)
     return -1;
 }
 #undef STRUCT
@@ -36,6 +36,9 @@ int64_t selfattention_field_offset(const char *name, const char *field) {
     FIELD(layer_t, qkv) FIELD(layer_t, self_out) FIELD(layer_t, cross_q) FIELD(layer_t, cross_out)
     FIELD(layer_t, up) FIELD(layer_t, down) FIELD(layer_t, norm1_w) FIELD(layer_t, norm1_b)
     FIELD(layer_t, norm2_w) FIELD(layer_t, norm2_b) FIELD(layer_t, norm3_w) FIELD(layer_t, norm3_b)
+    FIELD(encoder_layer_t, qkv) FIELD(encoder_layer_t, out) FIELD(encoder_layer_t, up) FIELD(encoder_layer_t, down)
+    FIELD(encoder_layer_t, norm1_w) FIELD(encoder_layer_t, norm1_b) FIELD(encoder_layer_t, norm2_w)
+    FIELD(encoder_layer_t, norm2_b)
     return -1;
 }
 #undef FIELD

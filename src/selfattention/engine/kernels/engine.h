@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define SELFATTENTION_ABI_VERSION 1
+#define SELFATTENTION_ABI_VERSION 2
 
 /* A (B, H, T, Dh) operand's strides, in floats; the last dimension (the head width) is contiguous. */
 typedef struct {
@@ -43,6 +43,13 @@ typedef struct {
     const float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *norm3_w, *norm3_b;
 } layer_t;
 
+/* One encoder layer's weights. */
+typedef struct {
+    weight_t qkv; /* (3D, D): W_Q, W_K, W_V stacked */
+    weight_t out, up, down;
+    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b;
+} encoder_layer_t;
+
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_GELU = 2, ACT_SILU = 3 };
 
 /* abi.c: what a loader asks before it calls anything else. */
@@ -64,12 +71,21 @@ int selfattention_few_queries_traced(
     int64_t batch, int64_t heads, int64_t queries, int64_t keys, int64_t width, float scale,
     const int64_t *key_rows, int64_t rows_stride);
 
-/* native_step.c: packing, products, the decoding step, the best tokens. */
+/* products.c: packing and products. */
 int64_t selfattention_packed_size(int64_t n, int64_t k);
 void selfattention_pack(const float *w, int64_t n, int64_t k, float *packed);
 int64_t selfattention_packed_size_int8(int64_t n, int64_t k);
 void selfattention_pack_int8(const int8_t *w, int64_t n, int64_t k, int8_t *packed, int32_t *sums);
 int selfattention_linear(const float *x, int64_t m, int64_t k, const weight_t *w, int64_t n, float *y); /* Int8Linear */
+
+/* encoder.c: the encoder, and the decoder's cross-attention keys and values of its output. */
+int selfattention_encode(const model_t *model, const encoder_layer_t *layers, const float *positions,
+                         const int64_t *tokens, int64_t sources, int64_t source_len, const uint8_t *source_mask,
+                         float *memory);
+int selfattention_cross_kv(const model_t *model, const weight_t *kv, const float *memory, int64_t sources,
+                           int64_t source_len, float *cross_kv);
+
+/* native_step.c: the decoding step, the best tokens. */
 int selfattention_step(
     const model_t *model, const layer_t *layers, const float *positions, const int64_t *tokens, int64_t rows,
     int64_t position, float *self_kv, int64_t capacity, int64_t max_len, int64_t *history,
