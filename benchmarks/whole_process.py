@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 CLI = str(BIN / "selfattention")
 
-CT2_SCRIPT = '''\
+CT2_SCRIPT = """\
 import sys
 import ctranslate2
 import sentencepiece
@@ -60,7 +60,7 @@ results = translator.translate_batch(
     suppress_sequences=[["<s>"], ["<pad>"]],
 )
 sys.stdout.write("".join(processor.decode(r.hypotheses[0]) + "\\n" for r in results))
-'''
+"""
 
 
 def read_lines(path: Path) -> list[str]:
@@ -132,9 +132,15 @@ def main() -> None:
         ct2_script = scratch / "ct2_translate.py"
         ct2_script.write_text(CT2_SCRIPT)
         model_dir = subprocess.run(
-            [sys.executable, "-c", "import sys; from selfattention.cli.common import resolve_model; "
-             "print(resolve_model(sys.argv[1]))", args.model],
-            check=True, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from selfattention.cli.common import resolve_model; print(resolve_model(sys.argv[1]))",
+                args.model,
+            ],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         ).stdout.strip()
         spm_file = str(Path(model_dir) / "tokenizer.model")
         print("| precision | search | ours s | CTranslate2 s | ours / CT2 | BLEU ours | BLEU CT2 | same lines |")
@@ -167,8 +173,8 @@ def main() -> None:
     gap = statistics.median(start["translate"]) - statistics.median(start["import torch"])
     print("\n| start-up | seconds |")
     print("| --- | ---: |")
-    print(f"| `python -c \"import torch\"` | {seconds(start['import torch'])} |")
-    print(f"| `selfattention translate \"Hello.\"` | {seconds(start['translate'])} |")
+    print(f'| `python -c "import torch"` | {seconds(start["import torch"])} |')
+    print(f'| `selfattention translate "Hello."` | {seconds(start["translate"])} |')
     print(f"| difference of the medians | {gap:.2f} |")
 
 
