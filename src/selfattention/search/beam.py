@@ -58,7 +58,9 @@ def beam_search(
     offsets = torch.arange(k, device=device)
     rank = torch.arange(2 * k, device=device)[None, :]
     vocab, banned = model.output_proj.out_features, sorted({bos_id, model.pad_id})
-    wanted = min(2 * k, vocab)  # each hypothesis's 2K best next tokens: a sentence's 2K best candidates are among them
+    wanted = min(
+        2 * k, vocab - len(banned)
+    )  # each hypothesis's 2K best next tokens: a sentence's 2K best candidates are among them
     first_limit = int(max_lengths.min())  # no row is at its limit before this step
     for step in range(steps):
         alive = len(live)
