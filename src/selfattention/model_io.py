@@ -11,10 +11,8 @@ different model. Every problem with a file is reported as a :class:`ModelFileErr
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -22,26 +20,20 @@ from safetensors.torch import save_file
 
 from selfattention.config import ModelConfig
 from selfattention.model import Transformer, build_model
+from selfattention.model_files import (
+    CHECKSUM_KEY,
+    CONFIG_FILE,
+    CONFIG_KEY,
+    FORMAT,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    ModelFileError,
+    atomic_write,
+    check_saved_config,
+    load_config,
+)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = "selfattention-transformer"
-FORMAT_VERSION = 1
 _READABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-CHECKSUM_KEY = "crc32"  # in the safetensors metadata: files without it (older ones, other tools') are not checked
-CONFIG_KEY = "config"
-# Settings that may differ between config.json and the weights' record: they change training, a length limit or
-# the languages' names, not what the weights compute.
-_FREE_FIELDS = ("dropout", "attention_dropout", "activation_dropout", "max_positions", "source_lang", "target_lang")
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, unreadable, or does not match what it claims to be."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
 
 
 def save_model(model: Transformer, directory: Path | str, config: ModelConfig | None = None) -> Path:
@@ -67,32 +59,6 @@ def save_model(model: Transformer, directory: Path | str, config: ModelConfig | 
     text = json.dumps(document, indent=2) + "\n"
     atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return directory
-
-
-def load_config(directory: Path | str) -> ModelConfig:
-    """Read and check ``config.json`` in a model directory."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise ModelFileError(path, "no such file (a model directory holds config.json and model.safetensors)")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelFileError(path, f"cannot read ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ModelFileError(path, f"not UTF-8 text (byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise ModelFileError(path, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(path, f'not a selfattention model configuration (expected "format": "{FORMAT}")')
-    version = document.get("version")
-    if isinstance(version, bool) or version != FORMAT_VERSION:
-        raise ModelFileError(
-            path, f"unsupported format version {document.get('version')!r} (this release reads {FORMAT_VERSION})"
-        )
-    try:
-        return ModelConfig.from_dict(document.get("model"))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(path, str(error)) from None
 
 
 def load_model(directory: Path | str, *, device: str | torch.device = "cpu") -> Transformer:
@@ -140,7 +106,7 @@ def load_weights(model: Transformer, path: Path | str) -> None:
             raise ModelFileError(path, f"tensor {name} contains NaN or infinite values")
     check_checksum(path, stored, metadata)
     if model.config is not None:
-        _check_saved_config(path, metadata.get(CONFIG_KEY), model.config)
+        check_saved_config(path, metadata.get(CONFIG_KEY), model.config)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
 
 
@@ -187,26 +153,6 @@ def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
     return f"{crc:08x}"
 
 
-def _check_saved_config(path: Path, saved: str | None, config: ModelConfig) -> None:
-    """Refuse weights saved for another architecture (shape-preserving changes such as ``n_heads`` too)."""
-    if saved is None:
-        return
-    try:
-        record = json.loads(saved)
-    except json.JSONDecodeError:
-        raise ModelFileError(path, "the configuration recorded in the weights file is not valid JSON") from None
-    if not isinstance(record, dict):
-        raise ModelFileError(path, "the configuration recorded in the weights file is not a JSON object")
-    wanted = config.to_dict()
-    differences = [
-        f"{name} {record[name]!r} (config.json: {value!r})"
-        for name, value in wanted.items()
-        if name in record and name not in _FREE_FIELDS and record[name] != value
-    ]
-    if differences:
-        raise ModelFileError(path, "weights do not match config.json: they were saved for " + ", ".join(differences))
-
-
 def unique_tensors(model: Transformer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """State dict without tied duplicates, and the map from each duplicate to the name kept."""
     tensors: dict[str, torch.Tensor] = {}
@@ -220,15 +166,3 @@ def unique_tensors(model: Transformer) -> tuple[dict[str, torch.Tensor], dict[st
             first_name[key] = name
             tensors[name] = tensor.detach().contiguous().cpu()
     return tensors, aliases
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -30,7 +30,7 @@ from selfattention.data.tokenizer import (
     Tokenizer,
     TokenizerError,
 )
-from selfattention.model_io import atomic_write
+from selfattention.model_files import atomic_write
 
 SOURCE_SPM = "source.spm"
 TARGET_SPM = "target.spm"

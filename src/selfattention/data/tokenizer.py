@@ -19,7 +19,7 @@ from typing import Protocol
 
 import sentencepiece as spm
 
-from selfattention.model_io import atomic_write
+from selfattention.model_files import atomic_write
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.model"

@@ -5,15 +5,38 @@ The search itself is :mod:`selfattention.search` (its ``greedy_search``, ``beam_
 (:mod:`selfattention.engine`), is chosen where a :class:`Translator` starts a search.
 """
 
-from selfattention.decoding.sentences import (
-    MAX_SENTENCE_CHARS,
-    InputError,
-    check_sentence,
-    check_target,
-    split_sentences,
+from typing import TYPE_CHECKING
+
+from selfattention import lazy
+
+if TYPE_CHECKING:
+    from selfattention.decoding.sentences import (
+        MAX_SENTENCE_CHARS,
+        InputError,
+        check_sentence,
+        check_target,
+        split_sentences,
+    )
+    from selfattention.decoding.translator import PRECISIONS, DecodingConfig, Translator, WorkersError
+    from selfattention.search import SearchLimits, beam_search, greedy_search
+
+__getattr__ = lazy.exports(
+    __name__,
+    {
+        "MAX_SENTENCE_CHARS": "selfattention.decoding.sentences",
+        "InputError": "selfattention.decoding.sentences",
+        "check_sentence": "selfattention.decoding.sentences",
+        "check_target": "selfattention.decoding.sentences",
+        "split_sentences": "selfattention.decoding.sentences",
+        "PRECISIONS": "selfattention.decoding.translator",
+        "DecodingConfig": "selfattention.decoding.translator",
+        "Translator": "selfattention.decoding.translator",
+        "WorkersError": "selfattention.decoding.translator",
+        "SearchLimits": "selfattention.search",
+        "beam_search": "selfattention.search",
+        "greedy_search": "selfattention.search",
+    },
 )
-from selfattention.decoding.translator import PRECISIONS, DecodingConfig, Translator, WorkersError
-from selfattention.search import SearchLimits, beam_search, greedy_search
 
 __all__ = [
     "MAX_SENTENCE_CHARS",
