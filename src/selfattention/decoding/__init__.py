@@ -17,7 +17,8 @@ if TYPE_CHECKING:
         check_target,
         split_sentences,
     )
-    from selfattention.decoding.translator import PRECISIONS, DecodingConfig, Translator, WorkersError
+    from selfattention.decoding.text_translator import DecodingConfig, TextTranslator
+    from selfattention.decoding.translator import PRECISIONS, Translator, WorkersError
     from selfattention.search import SearchLimits, beam_search, greedy_search
 
 __getattr__ = lazy.exports(
@@ -29,7 +30,8 @@ __getattr__ = lazy.exports(
         "check_target": "selfattention.decoding.sentences",
         "split_sentences": "selfattention.decoding.sentences",
         "PRECISIONS": "selfattention.decoding.translator",
-        "DecodingConfig": "selfattention.decoding.translator",
+        "DecodingConfig": "selfattention.decoding.text_translator",
+        "TextTranslator": "selfattention.decoding.text_translator",
         "Translator": "selfattention.decoding.translator",
         "WorkersError": "selfattention.decoding.translator",
         "SearchLimits": "selfattention.search",
@@ -44,6 +46,7 @@ __all__ = [
     "DecodingConfig",
     "InputError",
     "SearchLimits",
+    "TextTranslator",
     "Translator",
     "WorkersError",
     "beam_search",

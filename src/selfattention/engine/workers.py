@@ -34,8 +34,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import torch
-
 from selfattention.engine import switched_off
 
 Batch = Sequence[Sequence[int]]
@@ -52,7 +50,9 @@ def _start_worker(decode: Decode) -> None:
     """A worker's set-up: inherited (not pickled, the pool forks), one thread, no Ctrl-C."""
     global _decode
     _decode = decode
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")  # a translator that runs without PyTorch never imports it
+    if torch is not None:
+        torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
