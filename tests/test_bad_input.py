@@ -33,6 +33,7 @@ from selfattention.decoding import (
     check_sentence,
     split_sentences,
 )
+from selfattention.decoding.c_translator import CTranslator
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -215,11 +216,11 @@ def test_translate_splits_10000_words_into_sentences_and_keeps_every_one(
     assert len(tokenizer.encode(TEN_THOUSAND_WORDS)) > limit  # too long to read at once
     seen: list[list[int]] = []
 
-    def echo(self: Translator, sources: list[list[int]], config: DecodingConfig) -> list[list[int]]:
+    def echo(self: CTranslator, sources: list[list[int]], config: DecodingConfig) -> list[list[int]]:
         seen.extend(list(source) for source in sources)
         return [list(source) for source in sources]
 
-    monkeypatch.setattr(Translator, "translate_ids", echo)  # in this process: --workers 1 forks none
+    monkeypatch.setattr(CTranslator, "translate_ids", echo)  # the command's; --workers 1 forks none
     model = str(tiny_model_dir)
     code, out, err = run(capsys, "translate", "--model", model, "--workers", "1", TEN_THOUSAND_WORDS, "The dog runs.")
     assert code == 0, err

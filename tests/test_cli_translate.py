@@ -14,6 +14,7 @@ import pytest
 from selfattention.cli import main
 from selfattention.data import load_corpus
 from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding.text_translator import TextTranslator
 from selfattention.evaluation import score
 from selfattention.training.checkpoint import list_checkpoints
 
@@ -216,7 +217,7 @@ def test_evaluate_perfect_translations_score_100_both_ways(
     """With an oracle translator, the comparable BLEU's references line up with the hypotheses."""
     oracle = dict(load_corpus("multi30k", "test", tiny_corpus))
     monkeypatch.setattr(
-        Translator, "translate", lambda self, texts, config=None, progress=None: [oracle[t] for t in texts]
+        TextTranslator, "translate", lambda self, texts, config=None, progress=None: [oracle[t] for t in texts]
     )
     code, out, err = run(
         capsys, "evaluate", "--model", str(tiny_model_dir), "--corpus", "multi30k", "--data-dir", str(tiny_corpus),

@@ -185,12 +185,12 @@ def test_the_doctor_says_which_engine_runs_and_why_not(
     with pytest.raises(SystemExit):
         main(["--version"])
     out = capsys.readouterr().out
-    assert out.startswith("selfattention ") and "engine: the C decoding step" in out
+    assert out.startswith("selfattention ") and "engine: the C model" in out and "the C decoding step" in out
     loaded = library.load()
     assert loaded is not None
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("selfattention ") and "engine: the C decoding step" in out
+    assert out.startswith("selfattention ") and "engine: the C model" in out and "the C decoding step" in out
     assert f"kernels: {loaded.variant.name}" in out and "threads:" in out and "decoding workers:" in out
     assert "one process for one batch" in out and "cores this process may use:" in out  # the workers' rule
     assert "decoded by the C step" in out

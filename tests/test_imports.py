@@ -257,7 +257,18 @@ def test_the_reference_path_runs_without_loading_the_engine() -> None:
 
 # --- what translating imports ---------------------------------------------------------------------
 
-HEAVY = ("matplotlib", "fastapi", "uvicorn", "transformers", "ctranslate2", "pandas", "scipy", "sacrebleu", "sympy")
+HEAVY = (
+    "torch",
+    "matplotlib",
+    "fastapi",
+    "uvicorn",
+    "transformers",
+    "ctranslate2",
+    "pandas",
+    "scipy",
+    "sacrebleu",
+    "sympy",
+)
 NOT_FOR_TRANSLATING = (
     "selfattention.evaluation",
     "selfattention.training",
@@ -268,8 +279,8 @@ NOT_FOR_TRANSLATING = (
 
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_translating_imports_nothing_heavy(precision: str) -> None:
-    """`selfattention translate` (in a fresh process) loads no plotting, web, Hugging Face, CTranslate2,
-    scoring or symbolic-maths package, and none of the package's modules for those; every command's
+    """`selfattention translate` (in a fresh process) loads no PyTorch (the engine's C model translates), no
+    plotting, web, Hugging Face, CTranslate2, scoring or symbolic-maths package, and none of the package's modules for those; every command's
     parser is still built (`--help` lists them all)."""
     code = (
         "import contextlib, io, sys\n"

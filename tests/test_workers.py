@@ -12,6 +12,7 @@ from selfattention.cli import main
 from selfattention.cli.common import BUNDLED_MODELS, DEFAULT_MODEL
 from selfattention.cli.translate import decoding_workers
 from selfattention.decoding import DecodingConfig, InputError, Translator
+from selfattention.decoding.text_translator import TextTranslator
 from selfattention.engine import SWITCH
 from selfattention.engine import workers as workers_module
 from selfattention.engine.workers import DecodingPool, WorkersError, automatic_workers, usable_cores
@@ -96,13 +97,13 @@ def test_the_cli_translates_the_same_with_workers(
 ) -> None:
     """--workers 1, --workers 2, and no --workers (as many as the cores, here 3, for 8 batches): the same lines."""
     started: list[int] = []
-    real = Translator.start_workers
+    real = TextTranslator.start_workers
 
-    def counted(self: Translator, workers: int) -> None:
+    def counted(self: TextTranslator, workers: int) -> None:
         real(self, workers)
         started.append(len(self.pool.processes()) if self.pool is not None else 0)
 
-    monkeypatch.setattr(Translator, "start_workers", counted)
+    monkeypatch.setattr(TextTranslator, "start_workers", counted)
     monkeypatch.setattr(workers_module, "usable_cores", lambda: 3)
     outputs = []
     for workers in (["--workers", "1"], ["--workers", "2"], []):
@@ -126,7 +127,7 @@ def test_translate_chooses_its_workers_from_the_batches_and_the_cores(
     texts: list[str], expected: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started: list[int] = []
-    monkeypatch.setattr(Translator, "start_workers", lambda self, workers: started.append(workers))
+    monkeypatch.setattr(TextTranslator, "start_workers", lambda self, workers: started.append(workers))
     monkeypatch.setattr(workers_module, "usable_cores", lambda: 3)
     assert main(["translate", "--beam", "1", "--batch-size", "8", *texts]) == 0
     assert started == ([expected] if expected else [])

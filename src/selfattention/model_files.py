@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from selfattention.config import ModelConfig
 
@@ -93,6 +96,69 @@ def check_saved_config(path: Path, saved: str | None, config: ModelConfig) -> No
         raise ModelFileError(path, "weights do not match config.json: they were saved for " + ", ".join(differences))
 
 
+# What a file's tensors may hold for numpy, by the names a checksum gives their types (PyTorch's).
+NUMPY_TYPES = {"F32": "torch.float32", "F16": "torch.float16", "F64": "torch.float64"}
+
+
+class NotForNumpy(ValueError):
+    """A weights file numpy cannot read as it is (bfloat16 tensors): PyTorch's loader reads it."""
+
+
+def read_arrays(path: Path | str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors of a safetensors file as numpy arrays, and its metadata; checked as
+    :func:`selfattention.model_io.load_weights` checks them: readable, finite, their recorded CRC-32.
+
+    Refuses bfloat16 tensors with :class:`NotForNumpy` (numpy has no such type).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size)) if 0 < size < 100_000_000 else None
+    except (OSError, ValueError) as error:
+        raise ModelFileError(path, f"not a readable safetensors file ({error})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(path, "not a readable safetensors file (no header); it may be truncated or corrupted")
+    kinds = {entry.get("dtype") for name, entry in header.items() if name != "__metadata__" and isinstance(entry, dict)}
+    if not kinds <= set(NUMPY_TYPES):
+        raise NotForNumpy(f"{path}: tensors of type {', '.join(sorted(str(k) for k in kinds - set(NUMPY_TYPES)))}")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(
+            path, f"not a readable safetensors file ({error}); it may be truncated or corrupted"
+        ) from None
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ModelFileError(path, f"tensor {name} contains NaN or infinite values")
+    recorded = metadata.get(CHECKSUM_KEY)
+    if recorded is not None and arrays_checksum(arrays) != recorded:
+        raise ModelFileError(
+            path,
+            f"checksum mismatch (CRC-32 {arrays_checksum(arrays)}, but the file records {recorded}): its bytes "
+            "changed after it was written, by a bit flip or a damaged copy; use another copy or an earlier checkpoint",
+        )
+    return arrays, metadata
+
+
+def arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """:func:`selfattention.model_io.tensors_checksum` of the same tensors as numpy arrays."""
+    names = {np.dtype(np.float32): "torch.float32", np.dtype(np.float16): "torch.float16"}
+    names[np.dtype(np.float64)] = "torch.float64"
+    crc = 0
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        crc = zlib.crc32(f"{name}|{names[array.dtype]}|{tuple(array.shape)}".encode(), crc)
+        crc = zlib.crc32(array.reshape(-1).view(np.uint8).data, crc)
+    return f"{crc:08x}"
+
+
 __all__ = [
     "CHECKSUM_KEY",
     "CONFIG_FILE",
@@ -100,9 +166,13 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "FREE_FIELDS",
+    "NUMPY_TYPES",
     "WEIGHTS_FILE",
     "ModelFileError",
+    "NotForNumpy",
+    "arrays_checksum",
     "atomic_write",
     "check_saved_config",
     "load_config",
+    "read_arrays",
 ]

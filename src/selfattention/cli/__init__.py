@@ -27,7 +27,7 @@ from selfattention.data.tokenizer import TokenizerError
 from selfattention.decoding import InputError
 from selfattention.engine.allocator import tune_allocator
 from selfattention.inspection.notation import PIECES_NOTE
-from selfattention.model_io import ModelFileError
+from selfattention.model_files import ModelFileError
 
 COMMANDS = (explain, translate, watch, attention, heads, contrast, context, train, evaluate, serve, interop, doctor)
 

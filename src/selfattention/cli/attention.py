@@ -7,12 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from selfattention.cli.common import CommandError, check_layer_and_head, examples, layer_count, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, check_sentence, check_target
+from selfattention.inspection.kinds import KINDS
 from selfattention.inspection.notation import LONE_WORD_START, PIECES_NOTE
-from selfattention.inspection.recorder import KINDS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,6 +68,9 @@ def parse_indices(text: str | None, limit: int, what: str) -> list[int] | None:
 
 
 def run_attention(args: argparse.Namespace) -> int:
+    import torch
+
+    from selfattention.decoding import Translator
     from selfattention.inspection import trace_translation
     from selfattention.inspection.aggregate import mean_over_heads, rollout
     from selfattention.inspection.interactive import attention_page

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, examples, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence
+from selfattention.decoding import MAX_SENTENCE_CHARS, check_sentence
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_context(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
     from selfattention.inspection.context import compare_contexts
 
     if len(args.sentences) < 2:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, examples, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, check_sentence
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -42,6 +42,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_contrast(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
     from selfattention.inspection.contrast import contrast
 
     if args.beam < 1 or args.top < 1:

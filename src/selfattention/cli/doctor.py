@@ -12,13 +12,10 @@ import argparse
 import platform
 import sys
 
-import torch
-
 import selfattention
 from selfattention.cli.common import resolve_model
 from selfattention.cli.translate import WORKERS_RULE
-from selfattention.engine import SWITCH, decoder_settings, library, switched_off
-from selfattention.engine.packed import onednn_wanted
+from selfattention.engine import SWITCH, library, switched_off
 from selfattention.engine.variants import FEATURES, variants_for
 from selfattention.engine.workers import automatic_workers, can_fork, usable_cores
 
@@ -40,12 +37,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def report() -> list[str]:
     """The version and the engine, one line each."""
+    import torch
+
+    from selfattention.engine.packed import onednn_wanted
+
     lines = [
         f"selfattention {selfattention.__version__} (Python {platform.python_version()}, torch {torch.__version__})"
     ]
     loaded, why = library.load(), library.why_not()
     if loaded is not None:
-        lines.append("engine: the C decoding step (engine/native_step.py), float32 and int8")
+        lines.append(
+            "engine: the C model (engine/c_model.py; translate and evaluate run it without PyTorch) and the C "
+            "decoding step (engine/native_step.py), float32 and int8"
+        )
         uses = " ".join(loaded.variant.needs) or "no extension beyond the architecture's baseline"
         lines.append(f"kernels: {loaded.variant.name}, {loaded.variant.label}: uses {uses} ({loaded.path})")
     else:
@@ -86,6 +90,7 @@ def workers_here() -> str:
 
 def run_doctor(args: argparse.Namespace) -> int:
     from selfattention.decoding import Translator
+    from selfattention.engine import decoder_settings
 
     lines = report()
     directory = resolve_model(args.model)

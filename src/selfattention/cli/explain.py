@@ -6,12 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from selfattention.cli.common import CommandError, check_layer_and_head, examples, resolve_model
 from selfattention.data.tokenizer import BOS_ID
-from selfattention.decoding import MAX_SENTENCE_CHARS, Translator, check_sentence, check_target
-from selfattention.inspection.recorder import KINDS
+from selfattention.decoding import MAX_SENTENCE_CHARS, check_sentence, check_target
+from selfattention.inspection.kinds import KINDS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,6 +56,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
     from selfattention.inspection import explain_head, render_explanation, toy_attention, trace_translation
     from selfattention.inspection.toy import TOY_TOKENS
 
@@ -112,6 +111,8 @@ def find_model(name: str | None) -> Path | None:
 
 
 def _explain_placeholder(args: argparse.Namespace, text: str) -> int:
+    import torch
+
     from selfattention.inspection import TraceRecorder, explain_head, render_explanation
     from selfattention.inspection.placeholder import placeholder_model, split_words, word_ids
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, examples, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence, check_target
-from selfattention.inspection.recorder import KINDS
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, check_sentence, check_target
+from selfattention.inspection.kinds import KINDS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_heads(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
     from selfattention.inspection import trace_translation
     from selfattention.inspection.heads import rank_heads
 

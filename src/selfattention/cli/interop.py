@@ -9,8 +9,8 @@ from pathlib import Path
 from selfattention.cli.common import CommandError, examples, resolve_model
 from selfattention.data.marian_tokenizer import load_tokenizer
 from selfattention.interop.ct2 import QUANTIZATIONS, export_ct2, require_ct2
-from selfattention.interop.marian import InteropError, export_marian, import_marian
-from selfattention.model_io import CONFIG_FILE, load_model, save_model
+from selfattention.interop.errors import InteropError
+from selfattention.model_files import CONFIG_FILE
 
 CHECK_SENTENCES = ["I am good.", "The small dog runs in the park."]
 
@@ -80,6 +80,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from selfattention.interop.marian import import_marian
+    from selfattention.model_io import save_model
+
     out = _output_directory(args.out, args.force, args.directory)
     model, tokenizer = import_marian(args.directory)
     save_model(model, out)
@@ -96,6 +99,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from selfattention.interop.marian import export_marian
+    from selfattention.model_io import load_model
+
     model_dir = resolve_model(args.model)
     out = _output_directory(args.out, args.force, model_dir)
     model = load_model(model_dir)
@@ -122,6 +128,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_ct2(args: argparse.Namespace) -> int:
+    from selfattention.model_io import load_model
+
     try:
         require_ct2()
     except InteropError as error:

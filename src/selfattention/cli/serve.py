@@ -8,7 +8,7 @@ import logging
 import sys
 
 from selfattention.cli.common import CommandError, examples, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, Translator
+from selfattention.decoding import MAX_SENTENCE_CHARS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -47,6 +47,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
+
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port} is not a port number (0 to 65535)")
     if args.max_chars < 1:

@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-
-import torch
+from pathlib import Path
 
 from selfattention.cli.common import examples, read_stdin_lines, resolve_model
-from selfattention.decoding import PRECISIONS, DecodingConfig, Translator
+from selfattention.decoding.text_translator import DecodingConfig, TextTranslator
+from selfattention.engine import PRECISIONS
 from selfattention.engine.workers import automatic_workers
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,32 @@ def decoding_config(args: argparse.Namespace) -> DecodingConfig:
         raise CommandError("--workers must be at least 1")
     if args.workers is not None and args.workers > 1 and not args.device.startswith("cpu"):
         raise CommandError("--workers runs on the CPU only: drop --device or use --workers 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not _cuda_available():
         raise CommandError("--device cuda asked for, but PyTorch sees no CUDA device here")
     return DecodingConfig(args.beam, args.length_penalty, args.max_len_a, args.max_len_b, args.batch_size)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def open_translator(directory: Path, device: str, precision: str) -> TextTranslator:
+    """The engine's C model translating alone (:class:`~selfattention.decoding.c_translator.CTranslator`: no
+    PyTorch in the process) where it can run the model here, else PyTorch's
+    :class:`~selfattention.decoding.Translator` (another device, the engine switched off or not built,
+    bfloat16 weights), with one log line saying why."""
+    if device == "cpu":
+        from selfattention.decoding.c_translator import CTranslator, Unavailable
+
+        try:
+            return CTranslator.load(directory, precision)
+        except Unavailable as why:
+            log.info("translating through PyTorch: the C model cannot (%s)", why)
+    from selfattention.decoding import Translator
+
+    return Translator.load(directory, device=device, precision=precision)
 
 
 def decoding_workers(asked: int | None, batches: int, device: str) -> int:
@@ -108,12 +131,13 @@ def decoding_workers(asked: int | None, batches: int, device: str) -> int:
 
 def load_translator(
     args: argparse.Namespace, texts: Sequence[str], config: DecodingConfig, *, split_long: bool = False
-) -> Translator:
-    """The --model translator, with its decoding workers started when ``texts`` make more than one batch."""
+) -> TextTranslator:
+    """The --model translator (:func:`open_translator`), with its decoding workers started when ``texts`` make
+    more than one batch."""
     from selfattention.cli.common import CommandError
     from selfattention.decoding import WorkersError
 
-    translator = Translator.load(resolve_model(args.model), device=args.device, precision=args.precision)
+    translator = open_translator(resolve_model(args.model), args.device, args.precision)
     batches = translator.batch_count(texts, config, split_long=split_long)
     workers = decoding_workers(args.workers, batches, args.device)
     if workers > 1:

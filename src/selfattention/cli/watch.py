@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from selfattention.cli.common import CommandError, examples, resolve_model
-from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, Translator, check_sentence
+from selfattention.decoding import MAX_SENTENCE_CHARS, DecodingConfig, check_sentence
 from selfattention.inspection.notation import PIECES_NOTE
 
 
@@ -35,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    from selfattention.decoding import Translator
     from selfattention.inspection.watch import watch_translation
 
     for name in ("beam", "top", "looked_at"):

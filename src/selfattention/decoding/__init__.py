@@ -18,7 +18,9 @@ if TYPE_CHECKING:
         split_sentences,
     )
     from selfattention.decoding.text_translator import DecodingConfig, TextTranslator
-    from selfattention.decoding.translator import PRECISIONS, Translator, WorkersError
+    from selfattention.decoding.translator import Translator
+    from selfattention.engine import PRECISIONS
+    from selfattention.engine.workers import WorkersError
     from selfattention.search import SearchLimits, beam_search, greedy_search
 
 __getattr__ = lazy.exports(
@@ -29,11 +31,11 @@ __getattr__ = lazy.exports(
         "check_sentence": "selfattention.decoding.sentences",
         "check_target": "selfattention.decoding.sentences",
         "split_sentences": "selfattention.decoding.sentences",
-        "PRECISIONS": "selfattention.decoding.translator",
+        "PRECISIONS": "selfattention.engine",
         "DecodingConfig": "selfattention.decoding.text_translator",
         "TextTranslator": "selfattention.decoding.text_translator",
         "Translator": "selfattention.decoding.translator",
-        "WorkersError": "selfattention.decoding.translator",
+        "WorkersError": "selfattention.engine.workers",
         "SearchLimits": "selfattention.search",
         "beam_search": "selfattention.search",
         "greedy_search": "selfattention.search",

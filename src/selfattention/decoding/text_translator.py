@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from selfattention.data.tokenizer import SubwordTokenizer
+from selfattention.data.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 from selfattention.decoding.sentences import check_pieces, check_unicode, max_source_pieces, split_sentences
 from selfattention.engine.workers import DecodingPool
+from selfattention.model_files import ModelFileError
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,18 @@ class DecodingConfig:
     max_len_a: float = 1.5
     max_len_b: int = 10
     batch_size: int = 32
+
+
+def check_vocabulary(directory: Path, tokenizer: SubwordTokenizer, vocab_size: int) -> None:
+    """Refuse a tokenizer whose vocabulary is not the model's (another run's, or a damaged file): its
+    ids would index the wrong embeddings, or none at all."""
+    if tokenizer.vocab_size != vocab_size:
+        single_file = directory / TOKENIZER_FILE  # an imported Marian pair has several
+        raise ModelFileError(
+            single_file if single_file.is_file() else directory,
+            f"the tokenizer has {tokenizer.vocab_size} pieces, but config.json's vocab_size is {vocab_size}: "
+            "it belongs to another model",
+        )
 
 
 class TextTranslator:
@@ -138,4 +152,4 @@ class TextTranslator:
         return max_source_pieces(self.max_positions)
 
 
-__all__ = ["DecodingConfig", "TextTranslator"]
+__all__ = ["DecodingConfig", "TextTranslator", "check_vocabulary"]

@@ -20,15 +20,15 @@ from torch import Tensor
 
 from selfattention.data.batching import collate, make_example
 from selfattention.data.marian_tokenizer import load_tokenizer
-from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_FILE, SubwordTokenizer
+from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer
 from selfattention.decoding.sentences import max_source_pieces
-from selfattention.decoding.text_translator import DecodingConfig, TextTranslator
+from selfattention.decoding.text_translator import DecodingConfig, TextTranslator, check_vocabulary
 from selfattention.engine import native_step
 from selfattention.engine.packed import pack_linears
 from selfattention.engine.quantize import PRECISIONS, check_precision, pack_int8_linears, with_precision
 from selfattention.engine.workers import WorkersError
 from selfattention.model import Transformer
-from selfattention.model_io import ModelFileError, load_model
+from selfattention.model_io import load_model
 from selfattention.search import SearchLimits, Step, TorchStep, beam_search, greedy_search
 
 
@@ -91,14 +91,7 @@ class Translator(TextTranslator):
         check_precision(precision, device)
         directory = Path(directory)
         model, tokenizer = load_model(directory, device=device), load_tokenizer(directory)
-        expected = model.config.vocab_size if model.config is not None else tokenizer.vocab_size
-        if tokenizer.vocab_size != expected:
-            single_file = directory / TOKENIZER_FILE  # an imported Marian pair has several
-            raise ModelFileError(
-                single_file if single_file.is_file() else directory,
-                f"the tokenizer has {tokenizer.vocab_size} pieces, but config.json's vocab_size is {expected}: "
-                "it belongs to another model",
-            )
+        check_vocabulary(directory, tokenizer, model.config.vocab_size if model.config else tokenizer.vocab_size)
         model = with_precision(model, precision)
         if precision == "int8":
             pack_int8_linears(model, leave=native_step.computed_linears(model))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 
 SWITCH = "SELFATTENTION_NATIVE"
+PRECISIONS = ("float32", "int8")  # float32 as trained, or int8 Linear layers (engine/quantize.py, c_model.py)
 
 
 def switched_off() -> bool:
@@ -44,4 +45,4 @@ def switched_off() -> bool:
     return os.environ.get(SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
 
 
-__all__ = ["SWITCH", "switched_off"]
+__all__ = ["PRECISIONS", "SWITCH", "switched_off"]

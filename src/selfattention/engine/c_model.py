@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from selfattention.config import ModelConfig
+from selfattention.engine import PRECISIONS
 from selfattention.engine.library import EncoderLayer, Layer, Model, Weight
 
 ACTIVATION_CODES = {"relu": 1, "gelu": 2, "silu": 3}  # engine.h's ACT_RELU, ACT_GELU, ACT_SILU
 LEVELS = 127  # int8 weights lie in [-127, 127]
-PRECISIONS = ("float32", "int8")
 
 
 class CModelError(ValueError):
@@ -84,6 +84,7 @@ class CModel:
             raise CModelError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
         self.config, self.library, self.precision = config, cdll, precision
         self._arrays = dict(arrays)
+        self._used: set[str] = set()  # the names read: any other is a tensor of another model
         self._keep: list[np.ndarray] = []  # every array the structs point into
         d = config.d_model
         self.d, self.heads, self.head_dim = d, config.n_heads, config.head_dim
@@ -105,11 +106,18 @@ class CModel:
         )  # fmt: skip
         self.source_positions = self._positions("src_embed")
         self.target_positions = self._positions("tgt_embed")
+        unexpected = sorted(set(arrays) - self._used)
+        if unexpected:
+            raise CModelError(
+                f"the weights do not match the configuration: unexpected {len(unexpected)} tensor(s), "
+                f"e.g. {', '.join(unexpected[:3])}"
+            )
         self._arrays = {}  # what the structs need is kept; the rest may go
 
     # -- building --------------------------------------------------------------------------------
 
     def _array(self, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        self._used.add(name)
         try:
             array = self._arrays[name]
         except KeyError:
@@ -131,6 +139,7 @@ class CModel:
         k = weights[0].shape[1]
         if any(w.ndim != 2 or w.shape[1] != k for w in weights):
             raise CModelError(f"{', '.join(names)}: weights of shapes {[w.shape for w in weights]} cannot be stacked")
+        self._used.update(f"{name}.bias" for name in names)
         biases = [self._arrays.get(f"{name}.bias") for name in names]
         bias = None
         if any(b is not None for b in biases):

@@ -28,12 +28,11 @@ from collections.abc import Collection
 import torch
 from torch import Tensor, nn
 
-from selfattention.engine import library
+from selfattention.engine import PRECISIONS, library
 from selfattention.engine.library import Weight
 from selfattention.engine.packed import PackedLinear
 from selfattention.model import Transformer
 
-PRECISIONS = ("float32", "int8")
 LEVELS = 127  # int8 values lie in [-127, 127], for weights and activations alike
 EXACT_FLOAT32_K = 2**24 // LEVELS**2  # up to 1040 products of such integers sum exactly in float32
 

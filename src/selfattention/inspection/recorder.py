@@ -31,9 +31,7 @@ from typing import Literal
 from torch import Tensor
 
 from selfattention.attention.core import scale_scores, similarity_scores
-
-AttentionKind = Literal["encoder", "decoder", "cross"]
-KINDS: tuple[AttentionKind, ...] = ("encoder", "decoder", "cross")
+from selfattention.inspection.kinds import KINDS, AttentionKind
 
 _SITE_OF_KIND: dict[str, str] = {
     "encoder": "encoder.layers.{layer}.self_attn",

@@ -23,11 +23,13 @@ import importlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfattention.data.tokenizer import SubwordTokenizer
-from selfattention.interop.marian import InteropError, export_marian
-from selfattention.model import Transformer
+from selfattention.interop.errors import InteropError
+
+if TYPE_CHECKING:
+    from selfattention.model import Transformer
 
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16", "int8_float16", "int8_bfloat16")
 TOKENIZER_FILES = ("source.spm", "target.spm", "vocab.json", "tokenizer_config.json")
@@ -47,6 +49,8 @@ def export_ct2(
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="selfattention-ct2-") as scratch:
         marian_dir, converted = Path(scratch) / "marian", Path(scratch) / "ct2"
+        from selfattention.interop.marian import export_marian
+
         export_marian(model, tokenizer, marian_dir)
         _convert(marian_dir, converted, quantization)
         out_dir.mkdir(parents=True, exist_ok=True)

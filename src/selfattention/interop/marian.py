@@ -43,6 +43,7 @@ from torch import Tensor
 from selfattention.config import ModelConfig
 from selfattention.data.marian_tokenizer import MarianTokenizerAdapter
 from selfattention.data.tokenizer import SubwordTokenizer, Tokenizer, TokenizerError
+from selfattention.interop.errors import InteropError
 from selfattention.layers import sinusoidal_table
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import CONFIG_FILE, FORMAT, ModelFileError, atomic_write
@@ -97,10 +98,6 @@ DECODER_LAYER_NAMES = {
     "cross_attn_norm": "encoder_attn_layer_norm",
 }
 _POSITION_TENSORS = ("model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight")
-
-
-class InteropError(ValueError):
-    """A model cannot be written in the other format (it uses something the format lacks)."""
 
 
 # --- import ----------------------------------------------------------------------------------------
