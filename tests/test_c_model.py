@@ -147,6 +147,32 @@ def test_missing_or_misshapen_weights_are_refused_by_name() -> None:
         CModel(model.config, tensors, cdll.cdll, "int4")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"encoder.layers.0.feed_forward.up_proj.weight": np.ones((8, 32), np.float32)}, r"up_proj\.weight has shape \(8, 32\), but the configuration implies \(48, 32\)"),
+        ({"decoder.layers.1.self_attn.q_proj.bias": np.ones(2, np.float32)}, r"q_proj\.bias has shape \(2,\)"),
+        ({"decoder.layers.0.self_attn.q_proj.bias": None}, r"no tensor decoder\.layers\.0\.self_attn\.q_proj\.bias"),
+        ({"output_proj.bias": np.zeros(53, np.float32)}, r"unexpected 1 tensor\(s\), e\.g\. output_proj\.bias"),
+        ({"output_proj.weight": np.zeros((53, 32), np.float32)}, r"output_proj\.weight differs from src_embed\.token\.weight"),
+    ],
+)  # fmt: skip
+def test_weights_the_configuration_does_not_describe_are_refused(change: dict, message: str) -> None:
+    """What PyTorch's loader refuses: a weight or bias of another shape, a missing bias, one too many, a tied copy
+    that is not a copy; never read past an array by the C kernels."""
+    model = model_of()
+    tensors = {name: t.numpy() for name, t in unique_tensors(model)[0].items()}
+    for name, value in change.items():
+        if value is None:
+            del tensors[name]
+        else:
+            tensors[name] = value
+    cdll = library.load()
+    assert cdll is not None and model.config is not None
+    with pytest.raises(CModelError, match=message):
+        CModel(model.config, tensors, cdll.cdll)
+
+
 def test_token_ids_outside_the_vocabulary_are_refused() -> None:
     c_model = c_model_of(model_of())
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 53\)"):

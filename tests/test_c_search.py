@@ -90,6 +90,8 @@ def test_a_step_refuses_what_the_c_step_refuses() -> None:
         step.logits(np.array([1, 1]))
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 53\)"):
         step.logits(np.array([1, 1, 1, 1, 1, 99]))
+    with pytest.raises(ValueError, match=r"banned and end ids must lie in \[0, 53\), got \[\] and 99"):
+        step.best_tokens(np.ones(6, dtype=np.int64), 2, (), 99)
     with pytest.raises(ValueError, match=r"k must lie in \[1, 51\]"):
         step.best_tokens(np.ones(6, dtype=np.int64), 0, (0, 1), 2)
     step.logits(np.ones(6, dtype=np.int64))

@@ -3,6 +3,7 @@ the same checks on the model's files, and PyTorch's translator wherever the C mo
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,16 @@ def test_bad_weights_are_refused_naming_the_file_and_the_tensor(tiny_model_dir: 
         CTranslator.load(truncated)
     with pytest.raises(ModelFileError, match="no such model directory"):
         CTranslator.load(tmp_path / "nowhere")
+
+
+def test_weights_saved_for_another_configuration_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "heads"
+    shutil.copytree(tiny_model_dir, directory)
+    document = json.loads((directory / "config.json").read_text())
+    document["model"]["n_heads"] = 1  # the same shapes, another model
+    (directory / "config.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match=r"model\.safetensors: weights do not match config\.json: .*n_heads"):
+        CTranslator.load(directory)
 
 
 def test_a_tokenizer_of_another_model_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:

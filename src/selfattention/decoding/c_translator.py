@@ -25,7 +25,15 @@ from selfattention.data.tokenizer import SubwordTokenizer
 from selfattention.decoding.text_translator import DecodingConfig, TextTranslator, check_vocabulary
 from selfattention.engine import c_search, library, switched_off
 from selfattention.engine.c_model import PRECISIONS, CModel, CModelError
-from selfattention.model_files import WEIGHTS_FILE, ModelFileError, NotForNumpy, load_config, read_arrays
+from selfattention.model_files import (
+    CONFIG_KEY,
+    WEIGHTS_FILE,
+    ModelFileError,
+    NotForNumpy,
+    check_saved_config,
+    load_config,
+    read_arrays,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +74,10 @@ class CTranslator(TextTranslator):
         check_vocabulary(directory, tokenizer, config.vocab_size)
         path = directory / WEIGHTS_FILE
         try:
-            arrays, _ = read_arrays(path)
+            arrays, metadata = read_arrays(path)
         except NotForNumpy as error:
             raise Unavailable(str(error)) from None
+        check_saved_config(path, metadata.get(CONFIG_KEY), config)
         try:
             model = CModel(config, arrays, loaded.cdll, precision)
         except CModelError as error:

@@ -89,9 +89,14 @@ class CModel:
         d = config.d_model
         self.d, self.heads, self.head_dim = d, config.n_heads, config.head_dim
         self.vocab, self.pad_id = config.vocab_size, config.pad_id
-        if config.tie_embeddings:  # one matrix, stored once under the source's name
-            self._arrays.setdefault("tgt_embed.token.weight", self._array("src_embed.token.weight"))
-            self._arrays.setdefault("output_proj.weight", self._array("tgt_embed.token.weight"))
+        if config.tie_embeddings:  # one matrix, stored once under the source's name (or copies of it)
+            shared = self._array("src_embed.token.weight", (self.vocab, d))
+            for name in ("tgt_embed.token.weight", "output_proj.weight"):
+                if name in self._arrays and not np.array_equal(self._array(name), shared):
+                    raise CModelError(
+                        f"tensor {name} differs from src_embed.token.weight, to which the configuration ties it"
+                    )
+                self._arrays[name] = shared
         self.encoder_model = self._model("src_embed", "encoder", config.encoder_layers, out=None)
         self.decoder_model = self._model("tgt_embed", "decoder", config.decoder_layers, out="output_proj")
         self.encoder_layers = (EncoderLayer * config.encoder_layers)(
@@ -133,22 +138,25 @@ class CModel:
         self._keep.append(array)
         return _address(array)
 
+    def _shape(self, name: str) -> tuple[int, int]:
+        """The weight shape ``(N, K)`` the configuration gives the Linear layer ``name``."""
+        d, ff = self.d, self.config.d_ff
+        if name == "output_proj":
+            return (self.vocab, d)
+        return {"up_proj": (ff, d), "down_proj": (d, ff)}.get(name.rpartition(".")[2], (d, d))
+
     def _linear(self, *names: str) -> Weight:
-        """The Linear layers ``names`` (their outputs stacked, as W_Q, W_K and W_V are), packed."""
-        weights = [self._array(f"{name}.weight") for name in names]
+        """The Linear layers ``names`` (their outputs stacked, as W_Q, W_K and W_V are), packed; each weight and
+        bias of the configuration's shape (every layer has a bias, the output projection with ``output_bias``)."""
+        weights = [self._array(f"{name}.weight", self._shape(name)) for name in names]
         k = weights[0].shape[1]
-        if any(w.ndim != 2 or w.shape[1] != k for w in weights):
-            raise CModelError(f"{', '.join(names)}: weights of shapes {[w.shape for w in weights]} cannot be stacked")
-        self._used.update(f"{name}.bias" for name in names)
-        biases = [self._arrays.get(f"{name}.bias") for name in names]
-        bias = None
-        if any(b is not None for b in biases):
-            bias = np.concatenate(
-                [
-                    np.zeros(len(w), np.float32) if b is None else np.asarray(b, np.float32)
-                    for w, b in zip(weights, biases, strict=True)
-                ]
-            )
+        biases = [
+            self._array(f"{name}.bias", (self._shape(name)[0],))
+            if name != "output_proj" or self.config.output_bias
+            else None
+            for name in names
+        ]
+        bias = None if biases[0] is None else np.concatenate([b for b in biases if b is not None])
         weight = np.concatenate(weights) if len(weights) > 1 else weights[0]
         n = weight.shape[0]
         if self.precision == "int8":

@@ -40,7 +40,8 @@ class CStep:
         table = model.target_positions
         self.table = table if config.positional == "learned" else model.position_table(table, self.max_len)
         self.position = 0
-        self.banned: tuple[tuple[int, ...], np.ndarray] = ((), np.zeros(0, dtype=np.int64))
+        self.checked: tuple[tuple[int, ...], int] | None = None  # the last best-token search let through
+        self.banned_ids = np.zeros(0, dtype=np.int64)
 
     def logits(self, tokens: np.ndarray) -> np.ndarray:
         """Logits ``(A, V)`` for the next token after each live row's last token ``tokens`` ``(A,)``."""
@@ -79,12 +80,12 @@ class CStep:
         """Each live row's ``k`` best next tokens but ``banned``, best first: their log-probabilities ``(A, k)``,
         the tokens ``(A, k)``, and the end token's log-probability ``(A,)`` (ties: the lower id)."""
         vocab = self.model.vocab
-        if tuple(banned) != self.banned[0]:
+        if (tuple(banned), eos_id) != self.checked:
             wanted = sorted(set(banned))
             if any(not 0 <= b < vocab for b in [*wanted, eos_id]):
                 raise ValueError(f"banned and end ids must lie in [0, {vocab}), got {wanted} and {eos_id}")
-            self.banned = (tuple(banned), np.array(wanted, dtype=np.int64))
-        ids = self.banned[1]
+            self.checked, self.banned_ids = (tuple(banned), eos_id), np.array(wanted, dtype=np.int64)
+        ids = self.banned_ids
         if not 1 <= k <= min(64, vocab - len(ids)):
             raise ValueError(f"k must lie in [1, {min(64, vocab - len(ids))}], got {k}")
         logits = self.logits(tokens)
