@@ -24,19 +24,19 @@ CTranslate2 loaded, PyTorch's beam search in the same process ran about 30 % slo
 (``benchmarks/neighbour_slowdown.py``), so
 sharing a process would measure the neighbour, not the engine.
 
-"ours float32" is what ``Translator.load`` gives: the encoder's Linear weights packed for oneDNN
-(``selfattention.engine.packed``), each decoding step one call into C
-(``selfattention.engine.native_step``); at batch 32 it decodes in ``--workers`` forked processes
-of one thread each (``selfattention translate --workers 2``, ``selfattention.engine.workers``),
-at batch 1 in this process with ``--threads`` threads: the same split CTranslate2 gets (inter
-threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every batch
-in this process; "ours float32 PyTorch step" is "ours float32" with the C step taken out (each
-step through PyTorch's modules, on the same packed weights; ``SELFATTENTION_NATIVE=0`` would turn
-the whole engine off, packing too), so the table shows what the C step and the workers buy.
-"ours int8" and "ours int8 1 process" likewise, on the model quantised to int8
-(``precision="int8"``): every product the engine's int8 one, the encoder's through ``Int8Linear``,
-each decoding step's in the C step. The glibc allocator thresholds are raised first, as ``selfattention
-translate`` does.
+"ours float32" is what ``selfattention translate`` runs: the C model alone
+(``decoding.c_translator.CTranslator``: the encoder and each decoding step in the engine's C
+kernels, the search in numpy; no PyTorch needed); at batch 32 it decodes in ``--workers`` forked
+processes of one thread each (``selfattention translate --workers 2``,
+``selfattention.engine.workers``), at batch 1 in this process: the same split CTranslate2 gets
+(inter threads at batch 32, intra threads at batch 1). "ours float32 1 process" decodes every
+batch in this process. "ours float32 PyTorch model" is the PyTorch ``Translator`` (what the
+web page and the library's ``Translator.load`` give): the encoder's Linear weights packed for
+oneDNN, each decoding step one call into the same C step; "ours float32 PyTorch step" is that
+with the C step taken out (each step through PyTorch's modules, on the same packed weights).
+"ours int8" and "ours int8 1 process" likewise, the C model quantised to int8 as
+``precision="int8"`` quantises it. The glibc allocator thresholds are raised first, as
+``selfattention translate`` does.
 
 ``--engines`` measures a subset (the ratios table then shows only the ratios it has).
 """
@@ -60,7 +60,8 @@ import torch
 
 from selfattention.cli.common import resolve_model
 from selfattention.data import load_corpus
-from selfattention.decoding import DecodingConfig, Translator
+from selfattention.decoding import DecodingConfig, TextTranslator, Translator
+from selfattention.decoding.c_translator import CTranslator
 from selfattention.engine import native_step
 from selfattention.engine.allocator import tune_allocator
 from selfattention.engine.packed import pack_linears
@@ -83,7 +84,7 @@ class Row:
     first_pass_tokens_per_s: float = 0.0  # at batch 32: the first pass, right after the warm-up
 
 
-def ours(translator: Translator) -> Engine:
+def ours(translator: TextTranslator) -> Engine:
     def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
         return translator.translate(texts, DecodingConfig(beam_size=beam, batch_size=batch))
 
@@ -199,6 +200,7 @@ def measure(
 ENGINES = (
     "ours float32",
     "ours float32 1 process",
+    "ours float32 PyTorch model",
     "ours float32 PyTorch step",
     "ours int8",
     "ours int8 1 process",
@@ -215,7 +217,9 @@ def build_engine(name: str, directory: Path, scratch: Path, args: argparse.Names
         native_step.start = lambda *args: None
         pack_linears(f32.model)  # the decoder's layers too: the load leaves them to the C step
     if name.startswith("ours"):
-        translator = f32 if "int8" not in name else Translator.load(directory, precision="int8")
+        precision = "int8" if "int8" in name else "float32"
+        pytorch = name.endswith(("PyTorch model", "PyTorch step"))  # else what `translate` runs: the C model
+        translator: TextTranslator = f32 if pytorch else CTranslator.load(directory, precision)
         if not name.endswith("1 process"):  # one sentence at a time (batch 1) never leaves this process
             translator.start_workers(args.workers)
         return ours(translator), f32
