@@ -139,3 +139,25 @@ def test_nothing_to_translate_gives_nothing(tiny_model_dir: Path) -> None:
     translator = CTranslator.load(tiny_model_dir)
     assert translator.translate_ids([], DecodingConfig()) == []
     assert translator.translate(["", "   "]) == ["", ""]
+
+
+def test_two_threads_translate_at_once_as_one_does_alone(tiny_model_dir: Path) -> None:
+    """One C model, two searches at once (a server's clients): each keeps its own caches and history."""
+    import threading
+
+    translator = CTranslator.load(tiny_model_dir)
+    texts = [[f"a man number {i} rides a horse" for i in range(6)], [f"two dogs run {i} times" for i in range(5)]]
+    configs = [DecodingConfig(beam_size=1, batch_size=3), DecodingConfig(beam_size=3, batch_size=2)]
+    alone = [translator.translate(t, c) for t, c in zip(texts, configs, strict=True)]
+    together: list[list[list[str]]] = [[], []]
+
+    def run(i: int) -> None:
+        for _ in range(5):
+            together[i].append(translator.translate(texts[i], configs[i]))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(result == alone[i] for i in (0, 1) for result in together[i]) and len(together[1]) == 5
