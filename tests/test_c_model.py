@@ -7,36 +7,21 @@ import pytest
 import torch
 
 from conftest import needs_kernels, rel_err
-from selfattention.config import ModelConfig
 from selfattention.engine import library
 from selfattention.engine.c_model import CModel, CModelError, quantize_weight, sinusoidal_table
 from selfattention.engine.quantize import Int8Linear, with_precision
 from selfattention.layers import sinusoidal_table as torch_sinusoidal_table
-from selfattention.model import Transformer, build_model
+from selfattention.model import Transformer
 from selfattention.model_io import unique_tensors
+from test_native_step import VARIANTS
+from test_native_step import model_of as native_step_model
 
 pytestmark = [needs_kernels, pytest.mark.usefixtures("fresh_engine")]
 
-VARIANTS = {
-    "post-LN, relu, sinusoidal, tied": {},
-    "pre-LN, gelu, learned positions": dict(norm="pre", activation="gelu", positional="learned"),
-    "silu, halves, output bias, untied, unscaled": dict(
-        activation="silu", positional="sinusoidal_halves", output_bias=True, tie_embeddings=False,
-        scale_embedding=False,
-    ),
-}  # fmt: skip
-
 
 def model_of(seed: int = 0, **changes: object) -> Transformer:
-    torch.manual_seed(seed)
-    shape = dict(vocab_size=53, d_model=32, n_heads=4, d_ff=48, encoder_layers=2, decoder_layers=3, dropout=0.0)
-    shape.update(changes)
-    model = build_model(ModelConfig(**shape)).eval()  # type: ignore[arg-type]
-    with torch.no_grad():  # LayerNorm and biases away from their initial 1 and 0, so that a mix-up shows
-        for name, parameter in model.named_parameters():
-            if "norm" in name or name.endswith("bias"):
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-    return model
+    """test_native_step's model, with a third decoder layer."""
+    return native_step_model(seed, **{"decoder_layers": 3, **changes})
 
 
 def c_model_of(model: Transformer, precision: str = "float32") -> CModel:
