@@ -48,11 +48,7 @@ int selfattention_encode(const model_t *model, const encoder_layer_t *layers, co
     }
     for (int64_t l = 0; l < model->layers; ++l) {
         const encoder_layer_t *w = layers + l;
-        const float *in = x;
-        if (model->norm_first) {
-            sa_norm_into(h, x, rows, d, w->norm1_w, w->norm1_b, model->eps);
-            in = h;
-        }
+        const float *in = sa_sublayer_input(h, x, rows, d, model->norm_first, w->norm1_w, w->norm1_b, model->eps);
         sa_linear(in, rows, d, &w->qkv, 3 * d, qkv, 3 * d, ACT_NONE, qx, qs);
         /* Query t of source b, head j, lies at qkv[(b * S + t) * 3D + j * Dh]; its key at + D, value at + 2D. */
         const strides3 sqkv = {source_len * 3 * d, dh, 3 * d};
@@ -62,23 +58,11 @@ int selfattention_encode(const model_t *model, const encoder_layer_t *layers, co
             return 1;
         }
         sa_linear(att, rows, d, &w->out, d, h, d, ACT_NONE, qx, qs);
-        if (model->norm_first) {
-            for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
-        } else {
-            sa_add_norm(x, h, rows, d, w->norm1_w, w->norm1_b, model->eps);
-        }
-        in = x;
-        if (model->norm_first) {
-            sa_norm_into(h, x, rows, d, w->norm2_w, w->norm2_b, model->eps);
-            in = h;
-        }
+        sa_residual(x, h, rows, d, model->norm_first, w->norm1_w, w->norm1_b, model->eps);
+        in = sa_sublayer_input(h, x, rows, d, model->norm_first, w->norm2_w, w->norm2_b, model->eps);
         sa_linear(in, rows, d, &w->up, ff, hidden, ff, model->activation, qx, qs);
         sa_linear(hidden, rows, ff, &w->down, d, h, d, ACT_NONE, qx, qs);
-        if (model->norm_first) {
-            for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
-        } else {
-            sa_add_norm(x, h, rows, d, w->norm2_w, w->norm2_b, model->eps);
-        }
+        sa_residual(x, h, rows, d, model->norm_first, w->norm2_w, w->norm2_b, model->eps);
     }
     if (model->final_norm) {
         sa_add_norm(x, NULL, rows, d, model->final_w, model->final_b, model->eps);

@@ -66,11 +66,7 @@ int selfattention_step(
         float *keys = self_kv + 2 * l * self_block, *values = keys + self_block;
         const float *source_keys = cross_kv + 2 * l * cross_block, *source_values = source_keys + cross_block;
         /* Self-attention over positions 0..position, this one's keys and values appended to the cache. */
-        const float *in = x;
-        if (model->norm_first) {
-            sa_norm_into(h, x, rows, d, w->norm1_w, w->norm1_b, model->eps);
-            in = h;
-        }
+        const float *in = sa_sublayer_input(h, x, rows, d, model->norm_first, w->norm1_w, w->norm1_b, model->eps);
         sa_linear(in, rows, d, &w->qkv, 3 * d, qkv, 3 * d, ACT_NONE, qx, qs);
         for (int64_t r = 0; r < rows; ++r) {
             for (int64_t head = 0; head < heads; ++head) {
@@ -86,17 +82,9 @@ int selfattention_step(
             return 1;
         }
         sa_linear(att, rows, d, &w->self_out, d, h, d, ACT_NONE, qx, qs);
-        if (model->norm_first) {
-            for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
-        } else {
-            sa_add_norm(x, h, rows, d, w->norm1_w, w->norm1_b, model->eps);
-        }
+        sa_residual(x, h, rows, d, model->norm_first, w->norm1_w, w->norm1_b, model->eps);
         /* Cross-attention: the G rows of a source attend to it as G queries. */
-        in = x;
-        if (model->norm_first) {
-            sa_norm_into(h, x, rows, d, w->norm2_w, w->norm2_b, model->eps);
-            in = h;
-        }
+        in = sa_sublayer_input(h, x, rows, d, model->norm_first, w->norm2_w, w->norm2_b, model->eps);
         sa_linear(in, rows, d, &w->cross_q, d, qkv, d, ACT_NONE, qx, qs);
         const strides3 cq = {groups * d, dh, d}, ckv = {heads * source_len * dh, source_len * dh, dh};
         if (selfattention_few_queries(qkv, cq, source_keys, ckv, source_values, ckv, source_mask, source_len, 1,
@@ -105,24 +93,12 @@ int selfattention_step(
             return 1;
         }
         sa_linear(att, rows, d, &w->cross_out, d, h, d, ACT_NONE, qx, qs);
-        if (model->norm_first) {
-            for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
-        } else {
-            sa_add_norm(x, h, rows, d, w->norm2_w, w->norm2_b, model->eps);
-        }
+        sa_residual(x, h, rows, d, model->norm_first, w->norm2_w, w->norm2_b, model->eps);
         /* Feed-forward. */
-        in = x;
-        if (model->norm_first) {
-            sa_norm_into(h, x, rows, d, w->norm3_w, w->norm3_b, model->eps);
-            in = h;
-        }
+        in = sa_sublayer_input(h, x, rows, d, model->norm_first, w->norm3_w, w->norm3_b, model->eps);
         sa_linear(in, rows, d, &w->up, ff, hidden, ff, model->activation, qx, qs);
         sa_linear(hidden, rows, ff, &w->down, d, h, d, ACT_NONE, qx, qs);
-        if (model->norm_first) {
-            for (int64_t i = 0; i < rows * d; ++i) x[i] += h[i];
-        } else {
-            sa_add_norm(x, h, rows, d, w->norm3_w, w->norm3_b, model->eps);
-        }
+        sa_residual(x, h, rows, d, model->norm_first, w->norm3_w, w->norm3_b, model->eps);
     }
     if (model->final_norm) {
         sa_add_norm(x, NULL, rows, d, model->final_w, model->final_b, model->eps);

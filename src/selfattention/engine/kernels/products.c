@@ -373,3 +373,23 @@ void sa_norm_into(float *out, const float *x, int64_t m, int64_t d, const float 
     memcpy(out, x, sizeof(float) * (size_t)(m * d));
     sa_add_norm(out, NULL, m, d, w, b, eps);
 }
+
+const float *sa_sublayer_input(float *scratch, const float *x, int64_t m, int64_t d, int norm_first,
+                               const float *w, const float *b, float eps)
+{
+    if (!norm_first) {
+        return x;
+    }
+    sa_norm_into(scratch, x, m, d, w, b, eps);
+    return scratch;
+}
+
+void sa_residual(float *x, const float *out, int64_t m, int64_t d, int norm_first, const float *w, const float *b,
+                 float eps)
+{
+    if (norm_first) {
+        for (int64_t i = 0; i < m * d; ++i) x[i] += out[i];
+    } else {
+        sa_add_norm(x, out, m, d, w, b, eps);
+    }
+}

@@ -19,4 +19,14 @@ HIDDEN void sa_add_norm(float *x, const float *add, int64_t m, int64_t d, const 
 /* out (m, d) = LayerNorm(x). */
 HIDDEN void sa_norm_into(float *out, const float *x, int64_t m, int64_t d, const float *w, const float *b, float eps);
 
+/* A sublayer's input (model_t's placement): LayerNorm(x) into `scratch` before the sublayer (pre-LN), or x itself
+ * (post-LN). */
+HIDDEN const float *sa_sublayer_input(float *scratch, const float *x, int64_t m, int64_t d, int norm_first,
+                                      const float *w, const float *b, float eps);
+
+/* The residual connection after a sublayer whose output is `out`: x += out (pre-LN), or x = LayerNorm(x + out)
+ * (post-LN). */
+HIDDEN void sa_residual(float *x, const float *out, int64_t m, int64_t d, int norm_first, const float *w,
+                        const float *b, float eps);
+
 #endif
