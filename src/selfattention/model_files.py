@@ -138,10 +138,11 @@ def read_arrays(path: Path | str) -> tuple[dict[str, np.ndarray], dict[str, str]
         if not np.isfinite(array).all():
             raise ModelFileError(path, f"tensor {name} contains NaN or infinite values")
     recorded = metadata.get(CHECKSUM_KEY)
-    if recorded is not None and arrays_checksum(arrays) != recorded:
+    actual = arrays_checksum(arrays) if recorded is not None else None
+    if actual != recorded:
         raise ModelFileError(
             path,
-            f"checksum mismatch (CRC-32 {arrays_checksum(arrays)}, but the file records {recorded}): its bytes "
+            f"checksum mismatch (CRC-32 {actual}, but the file records {recorded}): its bytes "
             "changed after it was written, by a bit flip or a damaged copy; use another copy or an earlier checkpoint",
         )
     return arrays, metadata
