@@ -6,13 +6,16 @@
         --model /tmp/opus-shaped-ours --rounds 3 --engines "ours float32" "ours int8" "CT2 float32" "CT2 int8"
 
 No model is downloaded: Helsinki-NLP/opus-mt-en-fr's shape is rebuilt with transformers'
-``MarianMTModel`` (d_model 512, 6 + 6 layers, 8 heads, feed-forward 2048, swish, static
-sinusoidal positions, shared embeddings, the start token being ``<pad>``), with two SentencePiece
-models (English, French) trained on the corpora and joined into one ``vocab.json`` as opus-mt
-lays it out (``</s>`` 0, ``<unk>`` 1, ..., ``<pad>`` last; about 59k pieces with the default
-sizes). It is then fitted for ``--steps`` steps on Multi30k, so that its translations end where
-sentences end (an untrained model runs to the length limit, which no speed figure should
-measure). Its translations are not good; its speed is that of the real model's shape.
+``MarianMTModel`` (d_model 512, 6 + 6 layers, 8 heads, feed-forward 2048, swish, static sinusoidal
+positions, shared embeddings, the start token being ``<pad>``), with two SentencePiece models
+(English, French) trained on the corpora and joined into one ``vocab.json`` as opus-mt lays it out
+(``</s>`` 0, ``<unk>`` 1, ..., ``<pad>`` last). The corpora here hold fewer pieces than opus-mt's
+59,514 (about 25k), so the vocabulary is filled up to ``--vocab`` with entries no input produces
+(``<unused…>``): the embedding and the output projection, a large share of a decoding step, then
+have the real model's size. It is then fitted for ``--steps`` steps on Multi30k, so that its
+translations end about where sentences end (an untrained model runs to the length limit, which no
+speed figure should measure); it prints their mean length against the references' at the end. Its
+translations are not good; its speed is that of the real model's shape.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ def train_spm(lines: list[str], vocab_size: int) -> bytes:
     return model.getvalue()
 
 
-def write_tokenizer(out: Path, english: list[str], french: list[str], pieces_per_side: int) -> int:
-    """source.spm, target.spm and vocab.json in ``out``; the joined vocabulary's size."""
+def write_tokenizer(out: Path, english: list[str], french: list[str], pieces_per_side: int, size: int) -> int:
+    """source.spm, target.spm and vocab.json in ``out``, filled up to ``size`` entries; the vocabulary's size."""
     protos = [train_spm(english, pieces_per_side), train_spm(french, pieces_per_side)]
     pieces: dict[str, None] = {}
     for proto in protos:
@@ -57,6 +60,8 @@ def write_tokenizer(out: Path, english: list[str], french: list[str], pieces_per
             if not (processor.is_control(index) or processor.is_unknown(index)):
                 pieces.setdefault(processor.id_to_piece(index))
     vocab = {"</s>": 0, "<unk>": 1, **{piece: index + 2 for index, piece in enumerate(pieces)}}
+    for index in range(size - 1 - len(vocab)):
+        vocab[f"<unused{index}>"] = len(vocab)
     vocab["<pad>"] = len(vocab)
     out.mkdir(parents=True, exist_ok=True)
     (out / "source.spm").write_bytes(protos[0])
@@ -116,33 +121,50 @@ def fit(
     model.eval()
 
 
+def report_lengths(model: MarianMTModel, tokenizer: MarianTokenizer, pairs: list[tuple[str, str]]) -> None:
+    """Greedy translations of ``pairs``' sources: two of them, and their mean length against the references'."""
+    sources = [s for s, _ in pairs]
+    generated = model.generate(**tokenizer(sources, return_tensors="pt", padding=True), num_beams=1, max_new_tokens=100)
+    texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    for source, text in list(zip(sources, texts, strict=True))[:2]:
+        print(f"{source} -> {text}")
+    pieces = [len(tokenizer(text_target=t)["input_ids"]) for t in texts]
+    wanted = [len(tokenizer(text_target=t)["input_ids"]) for _, t in pairs]
+    print(
+        f"output length: {sum(pieces) / len(pieces):.1f} pieces on average, the references {sum(wanted) / len(wanted):.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="directory for the MarianMTModel and its tokenizer")
     parser.add_argument("--data-dir", help="corpora directory (default $SELFATTENTION_DATA or ../shared/data)")
     parser.add_argument("--pieces", type=int, default=32000, help="SentencePiece pieces a side (default 32000)")
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        default=59514,
+        help="vocabulary entries, filled up if fewer pieces (default 59514, opus-mt's)",
+    )
     parser.add_argument("--d-model", type=int, default=512, help="width (default 512, opus-mt's)")
     parser.add_argument("--layers", type=int, default=6, help="layers a stack (default 6, opus-mt's)")
-    parser.add_argument("--steps", type=int, default=300, help="fitting steps (default 300)")
+    parser.add_argument("--steps", type=int, default=900, help="fitting steps (default 900)")
     parser.add_argument("--batch", type=int, default=32, help="sentence pairs a step (default 32)")
-    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = Path(args.out)
     pairs = load_corpus("multi30k", "train", args.data_dir) + load_corpus("tatoeba", "train", args.data_dir)
-    vocab_size = write_tokenizer(out, [s for s, _ in pairs], [t for _, t in pairs], args.pieces)
-    print(f"vocabulary: {vocab_size} pieces")
+    vocab_size = write_tokenizer(out, [s for s, _ in pairs], [t for _, t in pairs], args.pieces, args.vocab)
+    print(f"vocabulary: {vocab_size} entries")
     tokenizer = MarianTokenizer.from_pretrained(out)
     model = MarianMTModel(opus_mt_config(vocab_size, args.d_model, args.layers))
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
     fit(model, tokenizer, load_corpus("multi30k", "train", args.data_dir), args)
     model.save_pretrained(out)
-    sample = ["A man is riding a bicycle.", "Two dogs are playing in the snow."]
-    generated = model.generate(**tokenizer(sample, return_tensors="pt", padding=True), num_beams=1, max_new_tokens=40)
-    for source, text in zip(sample, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-        print(f"{source} -> {text}")
+    report_lengths(model, tokenizer, load_corpus("multi30k", "test", args.data_dir)[:64])
     print(f"saved {out}")
 
 
