@@ -8,6 +8,10 @@ models use, so models move between this project and Hugging Face without a vocab
 conversion.
 
 Ids 0-3 are fixed: 0 padding, 1 start of sentence, 2 end of sentence, 3 unknown.
+
+A vocabulary with the case marker ``⇪`` as a user-defined piece (data/casing.py) marks capitals:
+"THE DOG" is cut as "the⇪ dog⇪", and decoding writes "THE DOG" again. One without it cuts text as
+it is.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Protocol
 
 import sentencepiece as spm
 
+from selfattention.data.casing import CASE_MARKER, add_case_marker, has_case_marker, mark_capitals, restore_capitals
 from selfattention.model_files import atomic_write
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -72,6 +77,7 @@ class Tokenizer:
         except Exception as error:  # sentencepiece raises plain RuntimeError/OSError
             raise TokenizerError(f"{source}: not a SentencePiece model ({error})") from None
         self._proto = model_proto
+        self._marks_capitals = has_case_marker(model_proto)
         ids = (self._processor.pad_id(), self._processor.bos_id(), self._processor.eos_id(), self._processor.unk_id())
         if ids != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
             raise TokenizerError(f"{source}: special ids are {ids}, expected pad 0, start 1, end 2, unknown 3")
@@ -86,11 +92,22 @@ class Tokenizer:
         return cls(path.read_bytes(), str(path))
 
     @classmethod
-    def train(cls, sentences: Iterable[str], vocab_size: int = 8000, *, max_sentence_length: int = 4096) -> Tokenizer:
-        """Learn a unigram vocabulary from the sentences of both languages."""
+    def train(
+        cls,
+        sentences: Iterable[str],
+        vocab_size: int = 8000,
+        *,
+        max_sentence_length: int = 4096,
+        case_markers: bool = False,
+    ) -> Tokenizer:
+        """Learn a unigram vocabulary from the sentences of both languages.
+
+        With ``case_markers``, from the sentences with their capitals marked, and with the marker as
+        a user-defined piece (SentencePiece gives it id 4, after the special ids).
+        """
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
+            sentence_iterator=(mark_capitals(s) for s in sentences) if case_markers else iter(sentences),
             model_writer=model,
             vocab_size=vocab_size,
             model_type="unigram",
@@ -105,8 +122,13 @@ class Tokenizer:
             hard_vocab_limit=False,
             num_threads=1,
             minloglevel=2,
+            user_defined_symbols=[CASE_MARKER] if case_markers else [],  # [] trains the same model as no option
         )
         return cls(model.getvalue(), "<trained>")
+
+    def with_case_marker(self) -> Tokenizer:
+        """This vocabulary with the case marker as one more piece (the last id); every other id unchanged."""
+        return Tokenizer(add_case_marker(self._proto), "<with case marker>")
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
@@ -124,20 +146,26 @@ class Tokenizer:
         """The serialised SentencePiece model, as ``tokenizer.model`` holds it."""
         return self._proto
 
+    @property
+    def marks_capitals(self) -> bool:
+        """Whether the vocabulary has the case marker, so that capitals are marked (data/casing.py)."""
+        return self._marks_capitals
+
     def encode(self, text: str) -> list[int]:
         """Subword ids of one sentence, without start or end markers."""
-        return list(self._processor.encode(text, out_type=int))
+        return list(self._processor.encode(self._marked(text), out_type=int))
 
     def encode_target(self, text: str) -> list[int]:
         """The same as :meth:`encode`: one vocabulary serves both languages."""
         return self.encode(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [list(ids) for ids in self._processor.encode(list(texts), out_type=int)]
+        return [list(ids) for ids in self._processor.encode([self._marked(t) for t in texts], out_type=int)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of the ids, special ids dropped."""
-        return str(self._processor.decode([int(i) for i in ids if int(i) >= UNK_ID]))
+        """Text of the ids, special ids dropped (and capitals restored, when the vocabulary marks them)."""
+        text = str(self._processor.decode([int(i) for i in ids if int(i) >= UNK_ID]))
+        return restore_capitals(text) if self._marks_capitals else text
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         """The subword pieces of the ids, as SentencePiece writes them (``▁`` starts a word)."""
@@ -145,3 +173,6 @@ class Tokenizer:
 
     def piece_id(self, piece: str) -> int:
         return int(self._processor.piece_to_id(piece))
+
+    def _marked(self, text: str) -> str:
+        return mark_capitals(text) if self._marks_capitals else text
