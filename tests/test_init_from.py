@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import with_train
+from selfattention.data import Tokenizer
 from selfattention.model_io import load_model
 from selfattention.training import RunConfig, TrainingError, train
 from selfattention.training.checkpoint import list_checkpoints
@@ -46,6 +47,34 @@ def test_a_run_starts_from_the_models_weights_and_vocabulary(
     from_scratch.prepare(resume=False)
     scratch = weights(from_scratch.model)
     assert not any(torch.equal(scratch[name], ours[name]) for name in ours if ours[name].dim() == 2)
+
+
+def test_case_markers_append_one_piece_and_a_mean_row_to_the_model(
+    tiny_run_config: RunConfig, trained: Path, tmp_path: Path
+) -> None:
+    config = with_train(tiny_run_config, init_from=str(trained))
+    config = replace(config, data=replace(config.data, case_markers=True))
+    trainer = Trainer(config, tmp_path / "tune", show_progress=False)
+    trainer.prepare(resume=False)
+    start = load_model(trained)
+    size = start.config.vocab_size
+    assert trainer.tokenizer.vocab_size == size + 1 and trainer.tokenizer.marks_capitals
+    before = Tokenizer.load(trained)
+    assert not before.marks_capitals
+    for sentence in ("a dog runs in the park .", "un chien court dans le parc ."):
+        assert trainer.tokenizer.encode(sentence) == before.encode(sentence)  # old pieces keep their ids
+    assert trainer.tokenizer.encode("A DOG") != before.encode("A DOG")
+    ours = weights(trainer.model)
+    grown = 0
+    for name, tensor in start.state_dict().items():
+        if tensor.shape[0] == size:
+            grown += 1
+            assert ours[name].shape[0] == size + 1, name
+            assert torch.equal(ours[name][:size], tensor), name
+            assert torch.allclose(ours[name][size], tensor.mean(dim=0)), name
+        else:
+            assert torch.equal(ours[name], tensor), name
+    assert grown >= 1
 
 
 def test_fine_tuning_lowers_the_validation_loss_it_starts_from(

@@ -6,6 +6,11 @@ weights, then trains with a fresh optimiser and its own schedule: a new stretch 
 with other settings, where ``--resume`` would continue the same run exactly. A configuration
 that names an architecture setting other than the model's is refused, naming each; only the
 dropout rates may differ.
+
+With ``data.case_markers`` and a starting vocabulary without the case marker, the marker is
+appended to the vocabulary (:meth:`~selfattention.data.Tokenizer.with_case_marker`): every
+existing piece keeps its id, and the model's embedding and output rows grow by one, the new row
+the mean of the trained ones (a start that predicts it no more and no less than an average piece).
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from selfattention.config import ModelConfig
 from selfattention.data import Tokenizer
 from selfattention.data.tokenizer import TOKENIZER_FILE
-from selfattention.model import Transformer
+from selfattention.model import Transformer, build_model
 from selfattention.model_io import WEIGHTS_FILE, load_config, load_weights
 from selfattention.training.config import RunConfig
 
@@ -27,17 +34,20 @@ class InitError(ValueError):
     """The model to start from is missing, unreadable, or not the run's architecture."""
 
 
-def init_tokenizer(directory: Path) -> Tokenizer:
-    """The starting model's vocabulary."""
+def init_tokenizer(directory: Path, case_markers: bool = False) -> Tokenizer:
+    """The starting model's vocabulary; with ``case_markers``, the case marker appended if it has none."""
     if not directory.is_dir():
         raise InitError(f"train.init_from: no model directory at {directory}")
     path = directory / TOKENIZER_FILE
     if not path.is_file():
         raise InitError(f"train.init_from: {path} is missing (a model to start from needs its vocabulary)")
     try:
-        return Tokenizer.load(path)
+        tokenizer = Tokenizer.load(path)
     except ValueError as error:  # TokenizerError, naming the file
         raise InitError(f"train.init_from: {error}") from None
+    if case_markers and not tokenizer.marks_capitals:
+        tokenizer = tokenizer.with_case_marker()
+    return tokenizer
 
 
 def differences(run: ModelConfig, start: ModelConfig) -> list[str]:
@@ -107,9 +117,40 @@ def check_start(run: ModelConfig, directory: Path) -> None:
 
 
 def load_initial_weights(model: Transformer, run: ModelConfig, directory: Path) -> None:
-    """Fill ``model`` (built from ``run``) with the starting model's weights, checked."""
-    _refuse_other_architecture(run, _start_config(directory), directory)
+    """Fill ``model`` (built from ``run``) with the starting model's weights, checked.
+
+    ``run`` may have a larger vocabulary than the start (pieces appended by :func:`init_tokenizer`):
+    every tensor with a row per piece then gets the mean of its trained rows for each new piece."""
+    start = _start_config(directory)
+    added = run.vocab_size - start.vocab_size
+    if added < 0:
+        raise InitError(
+            f"train.init_from: the run's vocabulary ({run.vocab_size} pieces) is smaller than {directory}'s "
+            f"({start.vocab_size})"
+        )
+    _refuse_other_architecture(dataclasses.replace(run, vocab_size=start.vocab_size), start, directory)
+    trained = model if not added else build_model(dataclasses.replace(run, vocab_size=start.vocab_size))
     try:
-        load_weights(model, directory / WEIGHTS_FILE)
+        load_weights(trained, directory / WEIGHTS_FILE)
     except ValueError as error:  # ModelFileError, naming the file
         raise InitError(f"train.init_from: {error}") from None
+    if added:
+        model.load_state_dict(grown_rows(trained.state_dict(), model.state_dict(), start.vocab_size))
+
+
+def grown_rows(
+    trained: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], vocab_size: int
+) -> dict[str, torch.Tensor]:
+    """``trained``'s tensors shaped as ``wanted``'s: a tensor with ``vocab_size`` rows where ``wanted`` has
+    more gets its rows' mean appended for each missing one; every other tensor must match in shape."""
+    out = {}
+    for name, tensor in trained.items():
+        shape = wanted[name].shape
+        if tensor.shape == shape:
+            out[name] = tensor
+        elif tensor.shape[0] == vocab_size and tensor.shape[1:] == shape[1:] and shape[0] > vocab_size:
+            mean = tensor.mean(dim=0, keepdim=True)
+            out[name] = torch.cat([tensor, mean.expand(shape[0] - vocab_size, *shape[1:])])
+        else:
+            raise InitError(f"train.init_from: {name} has shape {tuple(tensor.shape)}, the run's {tuple(shape)}")
+    return out
