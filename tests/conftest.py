@@ -139,6 +139,55 @@ def synthetic_pairs(count: int, rng: random.Random) -> list[tuple[str, str]]:
     return pairs
 
 
+# A small made-up corpus for the pronoun pairs (data/pronoun_pairs.py): nouns shown with gendered
+# articles, predicates after He / She / The N, and clauses that end with a noun.
+PRONOUN_NOUNS = {  # English: (French, gender)
+    "dog": ("chien", "m"),
+    "cow": ("vache", "f"),
+    "soup": ("soupe", "f"),
+    "cake": ("gâteau", "m"),
+    "box": ("boîte", "f"),
+    "book": ("livre", "m"),
+    "water": ("eau", "f"),
+    "market": ("marché", "m"),
+}
+
+
+def pronoun_corpus() -> list[tuple[str, str]]:
+    """Pairs that :class:`~selfattention.data.pronoun_pairs.PronounPairs` can make pronoun pairs from."""
+    pairs = []
+    for english, (french, gender) in PRONOUN_NOUNS.items():
+        the = ("l'" if french[0] in "aeiou" else "le " if gender == "m" else "la ") + french
+        a = ("un " if gender == "m" else "une ") + french
+        pairs += [
+            (f"I see the {english}.", f"Je vois {the}."),
+            (f"Where is the {english}?", f"Où est {the} ?"),
+            (f"This is a {english}.", f"C'est {a}."),
+            (f"I like the {english} a lot.", f"J'aime beaucoup {the}."),
+            (f"We found a {english}.", f"Nous avons trouvé {a}."),
+            (f"I want a {english}.", f"Je veux {a}."),
+            (f"This {english} is mine.", f"{'Cette' if gender == 'f' else 'Ce'} {french} est à moi."),
+        ]
+    pairs += [
+        ("He is tired.", "Il est fatigué."),
+        ("She is tired.", "Elle est fatiguée."),
+        ("She is hungry.", "Elle a faim."),
+        ("He was hungry.", "Il avait faim."),
+        ("She was hungry.", "Elle avait faim."),
+        ("The soup is delicious.", "La soupe est délicieuse."),
+        ("The cake was delicious.", "Le gâteau était délicieux."),
+        ("The box is too small.", "La boîte est trop petite."),
+        ("The book is very small.", "Le livre est très petit."),
+        ("The book was empty.", "Le livre était vide."),
+        ("The box was open.", "La boîte était ouverte."),
+        ("The cake was open.", "Le gâteau était ouvert."),
+        ("The soup was in the kitchen.", "La soupe était dans la cuisine."),
+        ("The box is in the kitchen.", "La boîte est dans la cuisine."),
+        ("He is a student.", "Il est un étudiant."),  # a noun, not a predicate: left out
+    ]
+    return pairs
+
+
 def _write_gz(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(line + "\n" for line in lines).encode("utf-8")

@@ -195,3 +195,45 @@ def test_batch_to_device_keeps_values() -> None:
     assert isinstance(moved, Batch)
     for name in ("src", "tgt_in", "tgt_out"):
         assert torch.equal(getattr(moved, name), getattr(batch, name))
+
+
+def test_collate_gathers_links_and_marks_rows_without_one() -> None:
+    examples = [
+        make_example([5, 6, 7, 8], [9], link=(3, (1,))),
+        make_example([5, 6], [9, 10]),
+        make_example([5, 6, 7], [9], link=(2, (0, 1))),
+    ]
+    batch = collate(examples)
+    assert batch.link_query is not None and batch.link_keys is not None
+    assert batch.link_query.dtype == torch.long and batch.link_keys.dtype == torch.bool
+    assert batch.link_query.tolist() == [3, -1, 2]
+    assert batch.link_keys.shape == batch.src.shape
+    assert [row.nonzero().flatten().tolist() for row in batch.link_keys] == [[1], [], [0, 1]]
+    assert batch.links == 2
+    moved = batch.to("cpu")
+    assert moved.link_query is not None and moved.link_keys is not None
+    assert torch.equal(moved.link_query, batch.link_query) and torch.equal(moved.link_keys, batch.link_keys)
+    # the rest of the batch is what it is without links
+    plain = collate([Example(e.src, e.tgt) for e in examples])
+    for name in ("src", "tgt_in", "tgt_out"):
+        assert torch.equal(getattr(batch, name), getattr(plain, name))
+
+
+def test_a_batch_without_links_has_no_link_tensors() -> None:
+    batch = collate([make_example([5, 6], [7]), make_example([5], [7, 8])])
+    assert batch.link_query is None and batch.link_keys is None and batch.links == 0
+    assert batch.to("cpu").link_query is None
+    assert make_example([5], [6]) == Example((5, EOS_ID), (6,))  # unlinked examples are as they were
+
+
+def test_linked_examples_go_through_length_batching_like_the_others() -> None:
+    rng = random.Random(3)
+    examples = [
+        make_example([5] * rng.randint(2, 20), [6] * rng.randint(1, 20), link=(1, (0,)) if i % 3 == 0 else None)
+        for i in range(60)
+    ]
+    seen = []
+    for indices in token_batches(examples, 64, seed=1, epoch=0):
+        batch = collate([examples[i] for i in indices])
+        seen += [i for row, i in enumerate(indices) if batch.link_query is not None and batch.link_query[row] >= 0]
+    assert sorted(seen) == [i for i in range(60) if i % 3 == 0]

@@ -7,56 +7,11 @@ import re
 
 import pytest
 
+from conftest import PRONOUN_NOUNS as NOUNS
+from conftest import pronoun_corpus as corpus
 from selfattention.data.french_adjectives import other_gender_word, predicate_in_gender
 from selfattention.data.french_nouns import FrenchNoun, english_article, mine_nouns, noun_phrase
 from selfattention.data.pronoun_pairs import PronounPairs, mine_predicates
-
-# A small made-up corpus: nouns shown with gendered articles, predicates after He / She / The N,
-# and clauses that end with a noun.
-NOUNS = {  # English: (French, gender)
-    "dog": ("chien", "m"),
-    "cow": ("vache", "f"),
-    "soup": ("soupe", "f"),
-    "cake": ("gâteau", "m"),
-    "box": ("boîte", "f"),
-    "book": ("livre", "m"),
-    "water": ("eau", "f"),
-    "market": ("marché", "m"),
-}
-
-
-def corpus() -> list[tuple[str, str]]:
-    pairs = []
-    for english, (french, gender) in NOUNS.items():
-        the = ("l'" if french[0] in "aeiou" else "le " if gender == "m" else "la ") + french
-        a = ("un " if gender == "m" else "une ") + french
-        pairs += [
-            (f"I see the {english}.", f"Je vois {the}."),
-            (f"Where is the {english}?", f"Où est {the} ?"),
-            (f"This is a {english}.", f"C'est {a}."),
-            (f"I like the {english} a lot.", f"J'aime beaucoup {the}."),
-            (f"We found a {english}.", f"Nous avons trouvé {a}."),
-            (f"I want a {english}.", f"Je veux {a}."),
-            (f"This {english} is mine.", f"{'Cette' if gender == 'f' else 'Ce'} {french} est à moi."),
-        ]
-    pairs += [
-        ("He is tired.", "Il est fatigué."),
-        ("She is tired.", "Elle est fatiguée."),
-        ("She is hungry.", "Elle a faim."),
-        ("He was hungry.", "Il avait faim."),
-        ("She was hungry.", "Elle avait faim."),
-        ("The soup is delicious.", "La soupe est délicieuse."),
-        ("The cake was delicious.", "Le gâteau était délicieux."),
-        ("The box is too small.", "La boîte est trop petite."),
-        ("The book is very small.", "Le livre est très petit."),
-        ("The book was empty.", "Le livre était vide."),
-        ("The box was open.", "La boîte était ouverte."),
-        ("The cake was open.", "Le gâteau était ouvert."),
-        ("The soup was in the kitchen.", "La soupe était dans la cuisine."),
-        ("The box is in the kitchen.", "La boîte est dans la cuisine."),
-        ("He is a student.", "Il est un étudiant."),  # a noun, not a predicate: left out
-    ]
-    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +121,122 @@ def test_the_same_random_state_gives_the_same_pairs(generator: PronounPairs) -> 
 def test_a_corpus_with_nothing_to_learn_from_is_refused() -> None:
     with pytest.raises(ValueError, match="too small to make pronoun pairs"):
         PronounPairs([("Hello.", "Bonjour."), ("Yes.", "Oui.")])
+
+
+def _referent(english: str) -> str:
+    """The noun "it" refers to, read as the test above reads it."""
+    nouns = [word for word in re.findall(r"[a-z]+", english.lower()) if word in NOUNS]
+    if len(nouns) == 2:
+        animal, thing = nouns
+        return animal if re.search(r"it (is|was) (tired|hungry)", english) else thing
+    return nouns[0]
+
+
+def _shape(english: str) -> str:
+    if english.startswith("Where is "):
+        return "next sentence"
+    if len([word for word in re.findall(r"[a-z]+", english.lower()) if word in NOUNS]) == 2:
+        return "two nouns"
+    if re.match(r"The \w+ (is|was) ", english):
+        return "subject"
+    return "after clause"
+
+
+def test_links_point_at_it_and_at_the_noun_it_refers_to_in_every_shape(generator: PronounPairs) -> None:
+    shapes: dict[str, int] = {}
+    for linked in generator.generate_linked(400, random.Random(7)):
+        english = linked.pair[0]
+        words = english.split()
+        assert words[linked.pronoun] in ("it", "It"), (english, linked)
+        assert len(linked.antecedent) == 1, linked  # the fixture's nouns are one word each
+        (noun,) = linked.antecedent
+        assert noun < linked.pronoun
+        assert words[noun].rstrip(",.?!") == _referent(english), (english, linked)
+        assert words[noun - 1].lower() in ("the", "a", "an", "my", "your", "this", "his", "her"), (
+            english
+        )  # not the article
+        shapes[_shape(english)] = shapes.get(_shape(english), 0) + 1
+    assert set(shapes) == {"next sentence", "two nouns", "subject", "after clause"} and min(shapes.values()) > 20, (
+        shapes
+    )
+
+
+def test_generate_is_generate_linked_without_the_links(generator: PronounPairs) -> None:
+    plain_rng, linked_rng = random.Random(11), random.Random(11)
+    plain = generator.generate(300, plain_rng)
+    assert plain == [linked.pair for linked in generator.generate_linked(300, linked_rng)]
+    assert plain_rng.getstate() == linked_rng.getstate()  # the same draws: what follows is the same too
+
+
+def test_generate_makes_the_pairs_it_made_before_links_were_added(generator: PronounPairs) -> None:
+    """Runs started before links existed reproduce their pairs: same pairs and draws as the old code (below)."""
+    for seed in range(5):
+        new_rng, old_rng = random.Random(seed), random.Random(seed)
+        assert generator.generate(200, new_rng) == _generate_before_links(generator, 200, old_rng), seed
+        assert new_rng.getstate() == old_rng.getstate()
+
+
+# -- PronounPairs.generate as it was before generate_linked (a frozen copy of its four shapes) -------------
+
+
+def _generate_before_links(g: PronounPairs, count: int, rng: random.Random) -> list[tuple[str, str]]:
+    from selfattention.data.pronoun_pairs import CONNECTIVES, PAST_VERBS, PRESENT_VERBS, _elide, _pronoun
+
+    def after_clause(rng: random.Random) -> tuple[str, str]:
+        clause = rng.choice(g.clauses)
+        noun, french = (clause.noun, g.nouns[clause.noun]) if rng.random() < 0.3 else g._thing(rng)
+        predicate = g._predicate(rng, g._of_things, clause.present)
+        english_connective, french_connective = rng.choice(CONNECTIVES)
+        english = f"{clause.english_head} {english_article(clause.english_determiner, noun)} {noun}"
+        space = "" if clause.french_head.endswith("'") else " "
+        french_clause = f"{clause.french_head}{space}{noun_phrase(clause.french_family, french)}"
+        it, pronoun = "it", _pronoun(french.gender)
+        if english_connective == ". ":
+            it, pronoun = "It", pronoun.capitalize()
+        return (
+            f"{english}{english_connective}{it} {predicate.english}.",
+            _elide(f"{french_clause}{french_connective}{pronoun} {predicate.french(french.gender)}."),
+        )
+
+    def two_nouns(rng: random.Random) -> tuple[str, str]:
+        animal_gender = rng.choice(("m", "f"))
+        animals = [a for a in g.animals if g.nouns[a].gender == animal_gender] or g.animals
+        animal = rng.choice(animals)
+        thing, thing_french = g._thing(rng)
+        present = rng.random() < 0.4
+        english_verb, french_verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
+        about_animal = rng.random() < 0.5
+        choices = g._of_people_only if about_animal else g._of_things_only
+        predicate = g._predicate(rng, choices, present)
+        gender = g.nouns[animal].gender if about_animal else thing_french.gender
+        english_connective, french_connective = rng.choice(CONNECTIVES[:2])
+        english = f"The {animal} {english_verb} the {thing}{english_connective}it {predicate.english}."
+        french = (
+            f"{noun_phrase('the', g.nouns[animal], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
+            f"{french_connective}{_pronoun(gender)} {predicate.french(gender)}."
+        )
+        return english, _elide(french)
+
+    def subject(rng: random.Random) -> tuple[str, str]:
+        noun, french = g._thing(rng)
+        present = rng.random() < 0.5
+        first, second = (g._predicate(rng, g._of_things, present) for _ in range(2))
+        english = f"The {noun} {first.english}, but it {second.english}."
+        french_text = (
+            f"{noun_phrase('the', french, capital=True)} {first.french(french.gender)}, "
+            f"mais {_pronoun(french.gender)} {second.french(french.gender)}."
+        )
+        return english, _elide(french_text)
+
+    def next_sentence(rng: random.Random) -> tuple[str, str]:
+        noun, french = g._thing(rng)
+        predicate = g._predicate(rng, g._of_things, rng.random() < 0.5)
+        english_det, french_det = rng.choice((("my", "my"), ("the", "the"), ("your", "your")))
+        english = f"Where is {english_det} {noun}? It {predicate.english}."
+        pronoun = _pronoun(french.gender).capitalize()
+        return english, f"Où est {noun_phrase(french_det, french)} ? {pronoun} {predicate.french(french.gender)}."
+
+    shapes = [after_clause, two_nouns, subject, next_sentence]
+    if not (g.animals and g._of_people_only and g._of_things_only):
+        shapes.remove(two_nouns)
+    return [rng.choice(shapes)(rng) for _ in range(count)]

@@ -4,6 +4,9 @@ Sentences of similar length are batched together so that little of each batch is
 batch holds as many pairs as fit in ``max_tokens`` padded tokens (its longest side times its
 number of pairs). The order of batches changes every epoch, decided by ``seed`` and the epoch
 number alone, so a resumed run sees exactly the batches it would have seen.
+
+An example may carry a link for supervised attention (training/antecedent.py): the source position
+of a pronoun and those of its antecedent's pieces; a batch holding any gathers them as tensors.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 @dataclass(frozen=True)
 class Example:
-    """One tokenised pair: source ids end with EOS; target ids have no markers."""
+    """One tokenised pair: source ids end with EOS; target ids have no markers.
+
+    ``link``: (query position, key positions) in ``src``, where "it" is and where its antecedent's
+    pieces are (:mod:`selfattention.data.links`); None for a pair that teaches no attention.
+    """
 
     src: tuple[int, ...]
     tgt: tuple[int, ...]
+    link: tuple[int, tuple[int, ...]] | None = None
 
     @property
     def length(self) -> int:
@@ -37,22 +45,48 @@ class Batch:
 
     ``src`` (B, S) source ids ending in EOS; ``tgt_in`` (B, T) BOS then the target;
     ``tgt_out`` (B, T) the target then EOS: what each position should predict.
+
+    When any example has a link: ``link_query`` (B,) the query position of each row's link, -1
+    for a row without one, and ``link_keys`` (B, S) True at its key positions; else both None.
     """
 
     src: Tensor
     tgt_in: Tensor
     tgt_out: Tensor
+    link_query: Tensor | None = None
+    link_keys: Tensor | None = None
 
     @property
     def target_tokens(self) -> int:
         return int((self.tgt_out != PAD_ID).sum())
 
+    @property
+    def links(self) -> int:
+        """How many rows carry a link."""
+        return 0 if self.link_query is None else int((self.link_query >= 0).sum())
+
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
+        def moved(tensor: Tensor | None) -> Tensor | None:
+            return None if tensor is None else tensor.to(device)
+
+        return Batch(
+            self.src.to(device),
+            self.tgt_in.to(device),
+            self.tgt_out.to(device),
+            moved(self.link_query),
+            moved(self.link_keys),
+        )
 
 
-def make_example(src_ids: Sequence[int], tgt_ids: Sequence[int], eos_id: int = EOS_ID) -> Example:
-    return Example((*src_ids, eos_id), tuple(tgt_ids))
+def make_example(
+    src_ids: Sequence[int],
+    tgt_ids: Sequence[int],
+    eos_id: int = EOS_ID,
+    *,
+    link: tuple[int, tuple[int, ...]] | None = None,
+) -> Example:
+    """An example of source ids (EOS appended: ``link``'s positions index ``src_ids`` as they are) and target ids."""
+    return Example((*src_ids, eos_id), tuple(tgt_ids), link)
 
 
 def collate(examples: Sequence[Example], pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> Batch:
@@ -60,7 +94,16 @@ def collate(examples: Sequence[Example], pad_id: int = PAD_ID, bos_id: int = BOS
     src = _pad([list(e.src) for e in examples], pad_id)
     tgt_in = _pad([[bos_id, *e.tgt] for e in examples], pad_id)
     tgt_out = _pad([[*e.tgt, eos_id] for e in examples], pad_id)
-    return Batch(src, tgt_in, tgt_out)
+    if all(e.link is None for e in examples):
+        return Batch(src, tgt_in, tgt_out)
+    link_query = torch.full((len(examples),), -1, dtype=torch.long)  # (B,)
+    link_keys = torch.zeros(src.shape, dtype=torch.bool)  # (B, S)
+    for i, example in enumerate(examples):
+        if example.link is not None:
+            query, keys = example.link
+            link_query[i] = query
+            link_keys[i, list(keys)] = True
+    return Batch(src, tgt_in, tgt_out, link_query, link_keys)
 
 
 def token_batches(examples: Sequence[Example], max_tokens: int, *, seed: int, epoch: int) -> list[list[int]]:

@@ -19,6 +19,11 @@ the same sentence. These pairs are built from the corpora themselves:
 3. ``The {N} is {P1}, but it is {P2}.``: the subject;
 4. ``Where is my {N}? It {P}.``: across a sentence boundary.
 
+:meth:`PronounPairs.generate_linked` says, for each pair, which English word is "it" and which
+word the antecedent: indices among the sentence's whitespace-separated words (``str.split()``),
+the noun alone, without its article (the noun's word may carry punctuation: ``food,``, ``bag?``).
+The training uses them to teach one encoder head where "it" points (training/antecedent.py).
+
 Handwritten here are only general words: the connectives, the English words for animals and for
 people (never "it"), a few verbs for shape 2, and French elision (``qu'il``).
 """
@@ -113,6 +118,15 @@ _PREDICATE_FR = re.compile(
     r"^(Il|Elle|(?:Le|La) ([\w-]+)|L'([\w-]+)) (est|était|a|avait|semble|semblait) (.+?)\s*[.!]$"
 )
 _PRESENT_FR = ("est", "a", "semble")
+
+
+@dataclass(frozen=True)
+class LinkedPair:
+    """A pair, and where "it" and its antecedent are among the English sentence's words (``split()``)."""
+
+    pair: Pair
+    pronoun: int  # the index of "it" / "It"
+    antecedent: tuple[int, ...]  # the noun's words (all of them for a compound noun), without the article
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,10 @@ class PronounPairs:
 
     def generate(self, count: int, rng: random.Random) -> list[Pair]:
         """``count`` pairs, each of a shape drawn at random (see the module doc)."""
+        return [linked.pair for linked in self.generate_linked(count, rng)]
+
+    def generate_linked(self, count: int, rng: random.Random) -> list[LinkedPair]:
+        """The pairs :meth:`generate` makes from the same random state, each with where "it" and its noun are."""
         shapes = [self._after_clause, self._two_nouns, self._subject, self._next_sentence]
         if not (self.animals and self._of_people_only and self._of_things_only):
             shapes.remove(self._two_nouns)
@@ -270,7 +288,7 @@ class PronounPairs:
         same_tense = [p for p in choices if p.present == present]
         return rng.choice(same_tense or choices)
 
-    def _after_clause(self, rng: random.Random) -> Pair:
+    def _after_clause(self, rng: random.Random) -> LinkedPair:
         clause = rng.choice(self.clauses)
         noun, french = (clause.noun, self.nouns[clause.noun]) if rng.random() < 0.3 else self._thing(rng)
         predicate = self._predicate(rng, self._of_things, clause.present)
@@ -281,12 +299,13 @@ class PronounPairs:
         it, pronoun = "it", _pronoun(french.gender)
         if english_connective == ". ":
             it, pronoun = "It", pronoun.capitalize()
-        return (
+        pair = (
             f"{english}{english_connective}{it} {predicate.english}.",
             _elide(f"{french_clause}{french_connective}{pronoun} {predicate.french(french.gender)}."),
         )
+        return LinkedPair(pair, _word_count(english + english_connective), (_word_count(english) - 1,))
 
-    def _two_nouns(self, rng: random.Random) -> Pair:
+    def _two_nouns(self, rng: random.Random) -> LinkedPair:
         animal_gender = rng.choice(("m", "f"))
         animals = [a for a in self.animals if self.nouns[a].gender == animal_gender] or self.animals
         animal = rng.choice(animals)
@@ -298,31 +317,41 @@ class PronounPairs:
         predicate = self._predicate(rng, choices, present)
         gender = self.nouns[animal].gender if about_animal else thing_french.gender
         english_connective, french_connective = rng.choice(CONNECTIVES[:2])
-        english = f"The {animal} {english_verb} the {thing}{english_connective}it {predicate.english}."
+        clause = f"The {animal} {english_verb} the {thing}"
+        english = f"{clause}{english_connective}it {predicate.english}."
         french = (
             f"{noun_phrase('the', self.nouns[animal], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
             f"{french_connective}{_pronoun(gender)} {predicate.french(gender)}."
         )
-        return english, _elide(french)
+        antecedent = 1 if about_animal else _word_count(clause) - 1  # "The {animal}", or the clause's last word
+        return LinkedPair((english, _elide(french)), _word_count(clause + english_connective), (antecedent,))
 
-    def _subject(self, rng: random.Random) -> Pair:
+    def _subject(self, rng: random.Random) -> LinkedPair:
         noun, french = self._thing(rng)
         present = rng.random() < 0.5
         first, second = (self._predicate(rng, self._of_things, present) for _ in range(2))
-        english = f"The {noun} {first.english}, but it {second.english}."
+        before = f"The {noun} {first.english}, but "
+        english = f"{before}it {second.english}."
         french_text = (
             f"{noun_phrase('the', french, capital=True)} {first.french(french.gender)}, "
             f"mais {_pronoun(french.gender)} {second.french(french.gender)}."
         )
-        return english, _elide(french_text)
+        return LinkedPair((english, _elide(french_text)), _word_count(before), (1,))
 
-    def _next_sentence(self, rng: random.Random) -> Pair:
+    def _next_sentence(self, rng: random.Random) -> LinkedPair:
         noun, french = self._thing(rng)
         predicate = self._predicate(rng, self._of_things, rng.random() < 0.5)
         english_det, french_det = rng.choice((("my", "my"), ("the", "the"), ("your", "your")))
-        english = f"Where is {english_det} {noun}? It {predicate.english}."
+        question = f"Where is {english_det} {noun}? "
+        english = f"{question}It {predicate.english}."
         pronoun = _pronoun(french.gender).capitalize()
-        return english, f"Où est {noun_phrase(french_det, french)} ? {pronoun} {predicate.french(french.gender)}."
+        french_text = f"Où est {noun_phrase(french_det, french)} ? {pronoun} {predicate.french(french.gender)}."
+        return LinkedPair((english, french_text), _word_count(question), (_word_count(question) - 1,))
+
+
+def _word_count(text: str) -> int:
+    """How many whitespace-separated words ``text`` has: the index of the word that would follow it."""
+    return len(text.split())
 
 
 def _pronoun(gender: Gender) -> str:

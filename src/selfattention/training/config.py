@@ -25,6 +25,7 @@ else:  # pragma: no cover
 
 
 PRECISIONS = ("float32", "bf16", "fp16")
+_LAYER_HEAD = re.compile(r"([0-9]+)\.([0-9]+)")  # train.antecedent_head: "3.0"
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")  # BCP 47's shape: en, fr, pt-BR, zh-Hant
 
 
@@ -47,6 +48,7 @@ class DataConfig:
     titlecase: float = 0.0
     lowercase: float = 0.0
     no_final_punctuation: float = 0.0
+    case_markers: bool = False  # ALL-CAPITALS words lower-cased and marked with ⇪ before SentencePiece (data/casing.py)
     # Pairs whose "it" refers to a noun (data/pronoun_pairs.py), made anew each epoch: their number
     # as a share of the corpus pairs of an epoch (0.05 adds 5 %)
     pronoun_pairs: float = 0.0
@@ -115,6 +117,10 @@ class TrainConfig:
     init_from: str = ""  # a model directory to start from (its weights and vocabulary); "" = from scratch
     onednn_linear: bool = True  # float32 CPU linear layers through oneDNN (selfattention/engine/onednn_linear.py)
     tensorboard: bool = True  # TensorBoard scalars in RUN_DIR/tensorboard/ when the tensorboard extra is installed
+    # Supervised attention (training/antecedent.py): "L.H" teaches encoder layer L's head H (from 0) to attend
+    # from "it" to its noun in the pronoun pairs; "" = off. The auxiliary loss's weight, per linked sentence:
+    antecedent_head: str = ""
+    antecedent_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -147,6 +153,27 @@ class TrainConfig:
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        parse_layer_head(self.antecedent_head)
+        if not 0.0 < self.antecedent_weight < float("inf"):  # also refuses NaN
+            raise ValueError(f"antecedent_weight must be a positive number, got {self.antecedent_weight}")
+
+    @property
+    def antecedent_layer_head(self) -> tuple[int, int] | None:
+        """``antecedent_head`` as (encoder layer, head), both from 0; None when it is off."""
+        return parse_layer_head(self.antecedent_head)
+
+
+def parse_layer_head(text: str) -> tuple[int, int] | None:
+    """``"3.0"`` as (3, 0): an encoder layer and a head, counted from 0; ``""`` as None."""
+    if not text:
+        return None
+    match = _LAYER_HEAD.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f'antecedent_head should be "LAYER.HEAD", an encoder layer and a head counted from 0 (e.g. "3.0"), '
+            f'or "" for none; got {text!r}'
+        )
+    return int(match.group(1)), int(match.group(2))
 
 
 @dataclass(frozen=True)
@@ -249,7 +276,8 @@ def _build(cls: Any, table: dict[str, Any], where: str) -> Any:
         if default is None and value is not None and not isinstance(value, str):  # optional paths
             raise ValueError(f"{where}: {key} should be a string, got {value!r}")
         if default is not None and not isinstance(default, tuple) and not _same_kind(value, default):
-            raise ValueError(f"{where}: {key} should be {type(default).__name__}, got {value!r}")
+            hint = f' (in quotes: "{value}")' if isinstance(default, str) and type(value) in (int, float) else ""
+            raise ValueError(f"{where}: {key} should be {type(default).__name__}, got {value!r}{hint}")
         values[key] = value
     try:
         return cls(**values)

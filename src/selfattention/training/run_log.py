@@ -3,7 +3,8 @@
 ``train.log`` in the run directory receives every log line of the run (appended on resume).
 TensorBoard event files go to ``tensorboard/`` when the ``tensorboard`` extra is installed
 (``pip install 'selfattention[tensorboard]'``), through ``torch.utils.tensorboard``: training loss,
-NLL, learning rate and tokens/s, and the validation NLL, BLEU and chrF, by optimiser step.
+NLL, learning rate and tokens/s (and the supervised head's ``antecedent_loss`` when
+``train.antecedent_head`` is set), and the validation NLL, BLEU and chrF, by optimiser step.
 Without it, one log line says how to get them. ``metrics.jsonl`` stays the source of truth:
 both are copies of what it records.
 """
@@ -17,7 +18,7 @@ from typing import Any
 LOG_FILE = "train.log"
 TENSORBOARD_DIR = "tensorboard"
 SCALARS = {
-    "train": ("loss", "nll", "lr", "tokens_per_s"),
+    "train": ("loss", "nll", "lr", "tokens_per_s", "antecedent_loss"),
     "valid": ("nll", "bleu", "chrf"),
 }
 

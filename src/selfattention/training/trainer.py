@@ -38,11 +38,13 @@ from selfattention.config import ModelConfig
 from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, make_example, token_batches
 from selfattention.data.augment import add_noise
 from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
-from selfattention.data.pronoun_pairs import PronounPairs
+from selfattention.data.links import source_links
+from selfattention.data.pronoun_pairs import LinkedPair, PronounPairs
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import atomic_write, load_weights, save_model
+from selfattention.training.antecedent import AntecedentSupervision, supervised_head
 from selfattention.training.checkpoint import (
     CHECKPOINTS,
     Progress,
@@ -125,6 +127,8 @@ class Trainer:
         self.dist = distributed
         self.text_log: TextLog | None = None
         self.tensorboard: TensorBoardLog | None = None
+        self.supervision: AntecedentSupervision | None = None  # train.antecedent_head's loss, set up by prepare
+        self.antecedent_window: tuple[float, int] = (0.0, 0)  # its summed loss and linked sentences, to log
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -138,6 +142,10 @@ class Trainer:
             except InitError as error:
                 raise TrainingError(str(error)) from None
         train_cfg, data_cfg = self.config.train, self.config.data
+        try:  # (layer, head) taught to find "it"'s antecedent, or None
+            self.antecedent_head = supervised_head(train_cfg, self.config.model, data_cfg.pronoun_pairs)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
         if train_cfg.threads > 0:
             torch.set_num_threads(train_cfg.threads)
         if self.dist is None:
@@ -207,7 +215,7 @@ class Trainer:
             self._refuse_lost_start()
         if main:  # the others wait, then read what rank 0 wrote
             if start is not None:  # a fine-tuning run: the starting model's vocabulary
-                self.tokenizer = self._init(init_tokenizer, start)
+                self.tokenizer = self._init(init_tokenizer, start, data_cfg.case_markers)
                 with self._writing("tokenizer.model"):
                     self.tokenizer.save(tokenizer_path)
             elif tokenizer_path.is_file():
@@ -218,7 +226,9 @@ class Trainer:
                 vocabulary_pairs = self.epoch_pairs(0, repeats=False)
                 log.info("training a %d-piece joint vocabulary on %d pairs", data_cfg.vocab_size, len(vocabulary_pairs))
                 self.tokenizer = Tokenizer.train(
-                    [text for pair in vocabulary_pairs for text in pair], data_cfg.vocab_size
+                    [text for pair in vocabulary_pairs for text in pair],
+                    data_cfg.vocab_size,
+                    case_markers=data_cfg.case_markers,
                 )
                 with self._writing("tokenizer.model"):
                     self.tokenizer.save(tokenizer_path)
@@ -246,6 +256,9 @@ class Trainer:
             self._init(load_initial_weights, self.model, model_cfg, start)
             log.info("starting from the weights of %s", start)
         self.model = self.model.to(self.device)
+        self.supervision = (
+            None if self.antecedent_head is None else AntecedentSupervision(self.model, *self.antecedent_head)
+        )
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
             lr=train_cfg.peak_lr,
@@ -341,28 +354,53 @@ class Trainer:
         """The training pairs of ``epoch``: each corpus its repeat count of times (once with
         ``repeats=False``), then the epoch's pronoun pairs, then case and punctuation noise on a share
         of them. It depends on the seed and the epoch alone, so a resumed run sees the same pairs."""
+        return self._linked_epoch_pairs(epoch, repeats=repeats)[0]
+
+    def _linked_epoch_pairs(
+        self, epoch: int, *, repeats: bool = True
+    ) -> tuple[list[tuple[str, str]], list[LinkedPair | None]]:
+        """:meth:`epoch_pairs`, and for each pair where its "it" and antecedent are (None for a corpus pair).
+
+        The noise keeps the words of a sentence where they were, so the pronoun pairs' links hold after it."""
         data_cfg = self.config.data
         counts = data_cfg.repeat_counts() if repeats else (1,) * len(self.corpora)
         pairs = [pair for corpus, count in zip(self.corpora, counts, strict=True) for pair in corpus * count]
+        links: list[LinkedPair | None] = [None] * len(pairs)
         rng = random.Random(f"{self.config.train.seed}:data:{epoch}")
         if self.pronouns is not None:
-            pairs += self.pronouns.generate(round(data_cfg.pronoun_pairs * len(pairs)), rng)
-        return add_noise(pairs, data_cfg.noise(), rng)
+            linked = self.pronouns.generate_linked(round(data_cfg.pronoun_pairs * len(pairs)), rng)
+            pairs += [pair.pair for pair in linked]
+            links += linked
+        return add_noise(pairs, data_cfg.noise(), rng), links
 
     def _use_epoch(self, epoch: int) -> None:
         """Make ``self.examples`` the tokenised pairs of ``epoch`` (encoded once when no epoch draws anew)."""
         if epoch == self.examples_epoch:
             return
         if self.examples_epoch is None or self.pronouns is not None or self.config.data.noise().any:
-            self.examples = self._encode(self.epoch_pairs(epoch))
+            pairs, links = self._linked_epoch_pairs(epoch)
+            self.examples = self._encode(pairs, links if self.supervision is not None else None)
         self.examples_epoch = epoch
 
-    def _encode(self, pairs: list[tuple[str, str]]) -> list[Example]:
+    def _encode(self, pairs: list[tuple[str, str]], links: list[LinkedPair | None] | None = None) -> list[Example]:
+        """Tokenised pairs; with ``links``, the pronoun pairs' examples carry where "it" and its antecedent are."""
         sources = self.tokenizer.encode_batch([s for s, _ in pairs])
         targets = self.tokenizer.encode_batch([t for _, t in pairs])
         limit = self.config.model.max_positions - 1
+        token_links: list[tuple[int, tuple[int, ...]] | None] = [None] * len(pairs)
+        if links is not None:
+            token_links, dropped = source_links([s for s, _ in pairs], sources, links, self.tokenizer.pieces)
+            linked = sum(link is not None for link in links)
+            log.info(
+                "antecedent links: %d of %d pronoun pairs linked to their tokens, %d dropped (words and pieces differ)",
+                linked - dropped,
+                linked,
+                dropped,
+            )
         kept = [
-            make_example(s, t) for s, t in zip(sources, targets, strict=True) if len(s) <= limit and len(t) <= limit
+            make_example(s, t, link=link)
+            for s, t, link in zip(sources, targets, token_links, strict=True)
+            if len(s) <= limit and len(t) <= limit
         ]
         if len(kept) < len(pairs):
             log.info("skipped %d pairs longer than the model's %d positions", len(pairs) - len(kept), limit)
@@ -452,6 +490,7 @@ class Trainer:
                             "lr": lr,
                             "tokens_per_s": rate,
                             "seconds": self.progress.seconds,
+                            **self._antecedent_metric(),
                         }
                     )
                     window_tokens, window_start = 0, now
@@ -501,25 +540,35 @@ class Trainer:
         mine += [batches[0]] * (passes - len(mine))
         if self.dist.enabled:  # each process its own dropout masks, the same after a resume
             torch.manual_seed(step_seed(cfg.seed, self.progress.step, rank))
-        loss_sum, nll_sum, finite = 0.0, 0.0, True
+        # The supervised head's loss is a mean over the step's linked sentences (of all processes),
+        # whatever their batches' token counts: train.antecedent_weight is its weight per linked sentence.
+        total_links = sum(batch.links for batch in batches) if self.supervision is not None else 0
+        loss_sum, nll_sum, antecedent_sum, finite = 0.0, 0.0, 0.0, True
         for index, (batch, weight) in enumerate(zip(mine, weights, strict=True)):
             batch = batch.to(self.device)
             with self._gradient_sync(index == passes - 1):
-                with self._autocast(), self._linears():
+                with self._autocast(), self._linears(), self._capturing(batch):
                     real = batch.tgt_out != PAD_ID
                     logits = self.network(batch.src, batch.tgt_in, keep=real)  # (N, V): no padding rows
+                    antecedent = self.supervision.losses(batch) if self.supervision is not None else None
                 loss, nll = label_smoothed_loss(logits, batch.tgt_out[real], PAD_ID, cfg.label_smoothing)
-                if not torch.isfinite(loss):
+                if not torch.isfinite(loss) or (antecedent is not None and not bool(torch.isfinite(antecedent).all())):
                     if not self.dist.enabled:
                         self.optimizer.zero_grad(set_to_none=True)
                         return None, math.nan, total_tokens
                     finite = False  # the others are already waiting in the all-reduce: go through with it
                 share = loss / total_tokens if weight == 1.0 else loss * weight / total_tokens
+                if antecedent is not None:
+                    share = share + antecedent.sum() * (weight * cfg.antecedent_weight / total_links)
                 (self.scaler.scale(share) if self.scaler is not None else share).backward()
             loss_sum += weight * float(loss.detach())
             nll_sum += weight * float(nll)
+            if antecedent is not None:
+                antecedent_sum += weight * float(antecedent.detach().sum())
         if self.dist.enabled:
-            loss_sum, nll_sum, bad = self.dist.sum([loss_sum, nll_sum, 0.0 if finite else 1.0])
+            loss_sum, nll_sum, antecedent_sum, bad = self.dist.sum(
+                [loss_sum, nll_sum, antecedent_sum, 0.0 if finite else 1.0]
+            )
             if bad:
                 self.optimizer.zero_grad(set_to_none=True)
                 return None, math.nan, total_tokens
@@ -540,7 +589,19 @@ class Trainer:
         else:
             self.optimizer.step()
         self.progress.step += 1
+        window_sum, window_links = self.antecedent_window
+        self.antecedent_window = (window_sum + antecedent_sum, window_links + total_links)
         return loss_sum / total_tokens, nll_sum / total_tokens, total_tokens
+
+    def _capturing(self, batch: Batch) -> contextlib.AbstractContextManager[None]:
+        """The supervised head's input kept from this forward pass (nothing when it is off or the batch has no link)."""
+        return contextlib.nullcontext() if self.supervision is None else self.supervision.capturing(batch)
+
+    def _antecedent_metric(self) -> dict[str, float]:
+        """The supervised head's mean loss per linked sentence since the last record (unweighted); then a new window."""
+        total, links = self.antecedent_window
+        self.antecedent_window = (0.0, 0)
+        return {"antecedent_loss": total / links} if self.supervision is not None and links else {}
 
     def _gradient_sync(self, last: bool) -> contextlib.AbstractContextManager[None]:
         """DDP reduces gradients in the backward pass of the step's last batch only."""
