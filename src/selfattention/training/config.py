@@ -52,6 +52,9 @@ class DataConfig:
     # Pairs whose "it" refers to a noun (data/pronoun_pairs.py), made anew each epoch: their number
     # as a share of the corpus pairs of an epoch (0.05 adds 5 %)
     pronoun_pairs: float = 0.0
+    # Clause pairs cut from the corpora's pairs at the commas, semicolons and colons both sides share
+    # ("Hello, how are you?" gives "Hello" and "How are you?"; data/clauses.py), added once an epoch
+    clause_pairs: bool = False
 
     def __post_init__(self) -> None:
         self.noise()  # checks the shares

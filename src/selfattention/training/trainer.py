@@ -37,6 +37,7 @@ from torch import nn
 from selfattention.config import ModelConfig
 from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, make_example, token_batches
 from selfattention.data.augment import add_noise
+from selfattention.data.clauses import clause_pairs
 from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
 from selfattention.data.links import source_links
 from selfattention.data.pronoun_pairs import LinkedPair, PronounPairs
@@ -197,6 +198,9 @@ class Trainer:
         if not train_pairs:
             raise TrainingError(f"the training corpora ({', '.join(data_cfg.corpora)}) hold no usable pairs")
         self.corpora = corpora
+        self.clauses = clause_pairs(train_pairs) if data_cfg.clause_pairs else []
+        if data_cfg.clause_pairs:
+            log.info("clause pairs: %d, cut from the corpora's pairs at shared commas", len(self.clauses))
         self.pronouns: PronounPairs | None = None
         if data_cfg.pronoun_pairs > 0:
             try:
@@ -352,8 +356,8 @@ class Trainer:
 
     def epoch_pairs(self, epoch: int, *, repeats: bool = True) -> list[tuple[str, str]]:
         """The training pairs of ``epoch``: each corpus its repeat count of times (once with
-        ``repeats=False``), then the epoch's pronoun pairs, then case and punctuation noise on a share
-        of them. It depends on the seed and the epoch alone, so a resumed run sees the same pairs."""
+        ``repeats=False``), then the epoch's pronoun pairs and the clause pairs, then case and
+        punctuation noise on a share of them. It depends on the seed and the epoch alone, so a resumed run sees the same pairs."""
         return self._linked_epoch_pairs(epoch, repeats=repeats)[0]
 
     def _linked_epoch_pairs(
@@ -371,6 +375,8 @@ class Trainer:
             linked = self.pronouns.generate_linked(round(data_cfg.pronoun_pairs * len(pairs)), rng)
             pairs += [pair.pair for pair in linked]
             links += linked
+        pairs += self.clauses
+        links += [None] * len(self.clauses)
         return add_noise(pairs, data_cfg.noise(), rng), links
 
     def _use_epoch(self, epoch: int) -> None:
