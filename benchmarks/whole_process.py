@@ -8,10 +8,12 @@ test_2016_flickr sources (1,000 lines) on standard input and writing the transla
 
 - ours: ``selfattention translate --beam B --batch-size 32`` with no other flags (the default
   workers and threads; ``--precision int8`` for the int8 row);
-- CTranslate2: a script that imports ``ctranslate2`` and ``sentencepiece`` only, loads the same
-  weights (``selfattention export-ct2``, float32 or int8) with ``inter_threads=2,
-  intra_threads=1``, encodes with the model's own SentencePiece file, translates with
-  ``max_batch_size=32`` (CTranslate2 sorts by length itself) and writes the detokenised lines.
+- CTranslate2: a script that imports ``ctranslate2``, ``sentencepiece`` and the package's case
+  markers only (``selfattention.data.casing``: pure Python, no PyTorch), loads the same weights
+  (``selfattention export-ct2``, float32 or int8) with ``inter_threads=2, intra_threads=1``,
+  encodes with the model's own SentencePiece file (capitals marked first when the vocabulary has
+  the case marker, as our tokenizer does), translates with ``max_batch_size=32`` (CTranslate2
+  sorts by length itself) and writes the detokenised lines.
 
 The two take turns, in alternating order, ``--rounds`` times; each figure is its command's median,
 and the ratio is ours' median over CTranslate2's. Both outputs are scored (cased detokenised
@@ -44,10 +46,14 @@ CT2_SCRIPT = """\
 import sys
 import ctranslate2
 import sentencepiece
+from selfattention.data.casing import has_case_marker, mark_capitals, restore_capitals
 
 model, spm_file, beam, compute_type = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 processor = sentencepiece.SentencePieceProcessor(model_file=spm_file)
+with open(spm_file, "rb") as handle:
+    marks = has_case_marker(handle.read())
 lines = sys.stdin.read().splitlines()
+lines = [mark_capitals(line) for line in lines] if marks else lines
 sources = [pieces + ["</s>"] for pieces in processor.encode(lines, out_type=str)]
 translator = ctranslate2.Translator(
     model, device="cpu", compute_type=compute_type, inter_threads=2, intra_threads=1
@@ -59,7 +65,8 @@ results = translator.translate_batch(
     max_decoding_length=int(1.5 * max(len(s) for s in sources)) + 10,
     suppress_sequences=[["<s>"], ["<pad>"]],
 )
-sys.stdout.write("".join(processor.decode(r.hypotheses[0]) + "\\n" for r in results))
+texts = [processor.decode(r.hypotheses[0]) for r in results]
+sys.stdout.write("".join((restore_capitals(t) if marks else t) + "\\n" for t in texts))
 """
 
 
