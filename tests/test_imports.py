@@ -268,6 +268,7 @@ HEAVY = (
     "scipy",
     "sacrebleu",
     "sympy",
+    "google",  # protobuf: only adding the case marker to a vocabulary reads a model file's ModelProto
 )
 NOT_FOR_TRANSLATING = (
     "selfattention.evaluation",

@@ -11,9 +11,11 @@ import torch
 
 from conftest import with_train
 from selfattention.data import Tokenizer
+from selfattention.model import build_model
 from selfattention.model_io import load_model
 from selfattention.training import RunConfig, TrainingError, train
 from selfattention.training.checkpoint import list_checkpoints
+from selfattention.training.init_from import InitError, load_initial_weights
 from selfattention.training.trainer import Trainer
 
 
@@ -75,6 +77,16 @@ def test_case_markers_append_one_piece_and_a_mean_row_to_the_model(
         else:
             assert torch.equal(ours[name], tensor), name
     assert grown >= 1
+    model = trainer.model
+    tied = model.output_proj.weight is model.src_embed.token.weight
+    assert tied == start.config.tie_embeddings  # a tied model's matrix is still one matrix
+
+
+def test_a_vocabulary_grown_by_more_than_the_case_marker_is_refused(trained: Path) -> None:
+    start = load_model(trained)
+    bigger = replace(start.config, vocab_size=start.config.vocab_size + 2)
+    with pytest.raises(InitError, match="only the case marker may be added"):
+        load_initial_weights(build_model(bigger), bigger, trained)
 
 
 def test_fine_tuning_lowers_the_validation_loss_it_starts_from(

@@ -37,6 +37,14 @@ def test_group_words_punctuation_is_its_own_word() -> None:
     assert words[5].pieces == (6,)
 
 
+def test_group_words_puts_a_case_marked_word_in_capitals() -> None:
+    words = group_words(["a", "dog", "##⇪", "ate", "##.", "##⇪"])
+    assert texts(words) == ["a", "DOG", "ate", "."]
+    assert [word.pieces for word in words] == [(0,), (1, 2), (3,), (4, 5)]
+    assert find_word(words, "dog") == 1
+    assert texts(group_words(["<s>", "##⇪"])) == ["<s>", "⇪"]  # after a sentence mark: a piece of its own
+
+
 def test_group_words_keeps_sentence_marks_separate() -> None:
     words = group_words(["<s>", "##le", "chien", "</s>"])
     assert texts(words) == ["<s>", "le", "chien", "</s>"]

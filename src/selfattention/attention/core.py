@@ -72,7 +72,7 @@ def explicit_attention(
     # Step 2: divide by sqrt(d_k) to keep the softmax out of its flat regions.
     scaled_scores = scale_scores(scores, d_k)
     # Step 3: row-wise softmax turns scores into weights that sum to 1.
-    weights = _masked_softmax(scaled_scores, mask)
+    weights = masked_softmax(scaled_scores, mask)
     # Step 4: each output is the weighted sum of the value vectors.
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0.0 else weights
     output = dropped @ v  # (..., T, Dh)
@@ -167,7 +167,8 @@ def _mask_rows(mask: Tensor | None, rows: slice) -> Tensor | None:
     return mask[..., rows, :]
 
 
-def _masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
+def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
+    """Row softmax of ``scores`` over the positions ``mask`` allows (True); a row that allows none is all zeros."""
     if mask is None:
         return torch.softmax(scores, dim=-1)
     # A finite fill keeps rows that may attend to nothing finite (uniform); those rows are then

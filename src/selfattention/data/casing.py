@@ -15,7 +15,10 @@ of its own, also after the last piece of a word ("market⇪" → ``▁market`` `
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
+
+import sentencepiece as spm
 
 CASE_MARKER = "⇪"  # U+21EA CAPS LOCK
 _LETTERS = r"[^\W\d_]+"  # a run of Unicode letters: word characters that are neither digits nor "_"
@@ -28,11 +31,13 @@ _STRAY_MARKER = re.compile(f" *{CASE_MARKER}[{CASE_MARKER} ]*")
 def mark_capitals(text: str) -> str:
     """Every all-capitals run of two or more letters lower-cased and followed by the marker.
 
-    Markers already in the text are removed first, so that an input cannot fake one. A run whose
-    lower case does not upper-case back to it (such as "ẞ", "İ") is left as it is, so that
-    :func:`restore_capitals` always gives the text back.
+    Markers already in the text are removed first, so that an input cannot fake one, and the text
+    is put in NFKC form (as SentencePiece's normaliser would), so that an accent written as a
+    combining mark ("E" + U+0301) is part of its letter's run. A run whose lower case does not
+    upper-case back to it (such as "ẞ", "İ") is left as it is, so that :func:`restore_capitals`
+    gives the (NFKC) text back.
     """
-    return _LETTER_RUN.sub(_mark_run, text.replace(CASE_MARKER, ""))
+    return _LETTER_RUN.sub(_mark_run, unicodedata.normalize("NFKC", text.replace(CASE_MARKER, "")))
 
 
 def _mark_run(match: re.Match[str]) -> str:
@@ -61,30 +66,35 @@ def _stray_replacement(match: re.Match[str], length: int) -> str:
 def add_case_marker(model_proto: bytes) -> bytes:
     """A SentencePiece model with the marker appended as a user-defined piece, every other id unchanged.
 
-    The marker's id is the old vocabulary size. Its embedding is new: a model trained on the old
-    vocabulary must learn it (fine-tuning) before it writes markers.
+    The marker's id is the old vocabulary size; the model's training record (``trainer_spec``) says
+    so too. Its embedding is new: a model trained on the old vocabulary must learn it
+    (fine-tuning) before it writes markers.
     """
     ModelProto = _model_proto_message()
     model = ModelProto.FromString(model_proto)
     if any(piece.piece == CASE_MARKER for piece in model.pieces):
         raise ValueError(f"the SentencePiece model already has the case marker {CASE_MARKER!r} as a piece")
     model.pieces.add(piece=CASE_MARKER, score=0.0, type=ModelProto.SentencePiece.USER_DEFINED)
+    model.trainer_spec.vocab_size = len(model.pieces)
+    model.trainer_spec.user_defined_symbols.append(CASE_MARKER)
     return bytes(model.SerializeToString())
 
 
-def has_case_marker(model_proto: bytes) -> bool:
-    """Whether a serialised SentencePiece model has the marker as a user-defined piece."""
-    if CASE_MARKER.encode() not in model_proto:
-        return False  # the usual case, decided without parsing (and without protobuf)
-    ModelProto = _model_proto_message()
-    user_defined = ModelProto.SentencePiece.USER_DEFINED
-    return any(
-        piece.piece == CASE_MARKER and piece.type == user_defined for piece in ModelProto.FromString(model_proto).pieces
-    )
+def has_case_marker(processor: spm.SentencePieceProcessor) -> bool:
+    """Whether a loaded SentencePiece model has the marker as a user-defined piece.
+
+    Read through the processor, without parsing the model file (which needs protobuf): a
+    user-defined piece scores exactly 0, where a piece learned from text (a corpus that happens to
+    hold the character) scores below 0.
+    """
+    index = processor.piece_to_id(CASE_MARKER)
+    if index == processor.unk_id() or processor.is_control(index) or processor.is_unknown(index):
+        return False
+    return processor.id_to_piece(index) == CASE_MARKER and processor.get_score(index) == 0.0
 
 
 def _model_proto_message() -> Any:
-    """SentencePiece's ``ModelProto`` message (imported here: it needs protobuf, which only marking needs)."""
+    """SentencePiece's ``ModelProto`` message (imported here: it needs protobuf, which only adding the marker needs)."""
     from sentencepiece import sentencepiece_model_pb2
 
     return sentencepiece_model_pb2.ModelProto  # type: ignore[attr-defined]  # made by protobuf at import

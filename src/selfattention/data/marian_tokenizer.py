@@ -21,6 +21,7 @@ from typing import Any
 
 import sentencepiece as spm
 
+from selfattention.data.casing import has_case_marker, mark_capitals, restore_capitals
 from selfattention.data.tokenizer import (
     EOS_ID,
     PAD_ID,
@@ -57,6 +58,9 @@ class MarianTokenizerAdapter:
         self._source = _processor(source_proto, f"{origin}/{SOURCE_SPM}")
         self._target = _processor(target_proto, f"{origin}/{TARGET_SPM}")
         self._protos = (source_proto, target_proto)
+        # A vocabulary with the case marker (data/casing.py) marks capitals on the side it cuts, and
+        # decoding restores them: our joint tokenizer written as a Marian pair translates as before.
+        self._marks = (has_case_marker(self._source), has_case_marker(self._target))
         for token in (eos_token, unk_token, pad_token):
             if token not in vocab:
                 raise TokenizerError(f"{origin}/{VOCAB_FILE}: the vocabulary has no {token!r}")
@@ -113,11 +117,11 @@ class MarianTokenizerAdapter:
 
     def encode(self, text: str) -> list[int]:
         """Ids of a source sentence, without ``</s>`` (a leading ``>>fr<<`` language code is kept whole)."""
-        return self._encode(text, self._source)
+        return self._encode(text, self._source, self._marks[0])
 
     def encode_target(self, text: str) -> list[int]:
         """Ids of a target sentence, cut by the target model."""
-        return self._encode(text, self._target)
+        return self._encode(text, self._target, self._marks[1])
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.encode(text) for text in texts]
@@ -125,7 +129,8 @@ class MarianTokenizerAdapter:
     def decode(self, ids: Sequence[int]) -> str:
         """Target text of the ids; ``</s>``, ``<pad>`` and ``<unk>`` are dropped, as Marian does."""
         pieces = [piece for piece in self.pieces(ids) if piece not in self.special_tokens]
-        return str(self._target.decode_pieces(pieces)).replace(WORD_START, " ").strip()
+        text = str(self._target.decode_pieces(pieces)).replace(WORD_START, " ").strip()
+        return restore_capitals(text) if self._marks[1] else text
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self._piece(int(i)) for i in ids]
@@ -144,10 +149,12 @@ class MarianTokenizerAdapter:
         _write(directory / TOKENIZER_CONFIG, (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode())
         return directory
 
-    def _encode(self, text: str, processor: spm.SentencePieceProcessor) -> list[int]:
+    def _encode(self, text: str, processor: spm.SentencePieceProcessor, marks: bool) -> list[int]:
         code: list[str] = []
         if text.startswith(">>") and (end := text.find("<<")) != -1:
             code, text = [text[: end + 2]], text[end + 2 :]
+        if marks:
+            text = mark_capitals(text)
         pieces = [*code, *processor.encode(text, out_type=str)]
         return [self.vocab.get(piece, self.unk_id) for piece in pieces]
 

@@ -77,7 +77,7 @@ class Tokenizer:
         except Exception as error:  # sentencepiece raises plain RuntimeError/OSError
             raise TokenizerError(f"{source}: not a SentencePiece model ({error})") from None
         self._proto = model_proto
-        self._marks_capitals = has_case_marker(model_proto)
+        self._marks_capitals = has_case_marker(self._processor)
         ids = (self._processor.pad_id(), self._processor.bos_id(), self._processor.eos_id(), self._processor.unk_id())
         if ids != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
             raise TokenizerError(f"{source}: special ids are {ids}, expected pad 0, start 1, end 2, unknown 3")

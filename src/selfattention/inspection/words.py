@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from selfattention.data.casing import CASE_MARKER
 from selfattention.inspection.notation import CONTINUES, LONE_WORD_START
 
 SPECIAL_TOKENS = ("<s>", "</s>")  # the start and end markers: positions, not words of the sentence
@@ -27,9 +28,17 @@ class Word:
 
 
 def group_words(labels: list[str]) -> list[Word]:
-    """Words from token labels as :func:`token_labels` writes them."""
+    """Words from token labels as :func:`token_labels` writes them.
+
+    A case marker piece (``⇪``, data/casing.py) belongs to the word before it, which it puts in
+    capitals: ``▁dog`` ``⇪`` is the word "DOG".
+    """
     words: list[tuple[str, list[int]]] = []
     for position, label in enumerate(labels):
+        if label == CONTINUES + CASE_MARKER and words and words[-1][0] not in SPECIAL_TOKENS:
+            text, pieces = words[-1]
+            words[-1] = (text.upper(), [*pieces, position])
+            continue
         continuation = label.startswith(CONTINUES) and not _is_punctuation(label[len(CONTINUES) :])
         if continuation and words and words[-1][0] not in SPECIAL_TOKENS:
             text, pieces = words[-1]

@@ -7,9 +7,11 @@ linked sentence with weights ``a`` over its keys (the row of "it") and key posit
 
     loss = -log(sum over k in K of a[k] + 1e-6)
 
-averaged over the linked sentences, times ``train.antecedent_weight``. Every other head, and this
-head at every other query, learns freely from the translation loss alone. The links come from
-the pronoun pairs (data/pronoun_pairs.py, data/links.py).
+averaged over the linked sentences, times ``train.antecedent_weight``. No other head, and no other
+query of this head, is given a target; the auxiliary gradient still reaches the layers below (and
+the embeddings) through this head's input, and this head's W_Q and W_K, which all its queries
+share, as any loss's does. The links come from the pronoun pairs (data/pronoun_pairs.py,
+data/links.py).
 
 The model's forward pass is untouched (training keeps the fused attention kernel, which never
 builds the weights): a forward pre-hook on the chosen layer's ``self_attn`` captures its input
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfattention.attention import MultiHeadAttention
-from selfattention.attention.core import scale_scores, similarity_scores
+from selfattention.attention.core import masked_softmax, scale_scores, similarity_scores
 from selfattention.config import ModelConfig
 from selfattention.data.batching import Batch
 from selfattention.model import Transformer
@@ -86,11 +88,11 @@ def head_attention(
     with torch.autocast(device_type=x.device.type, enabled=False):
         scores = similarity_scores(q.float()[:, None, :], k.float())[:, 0]  # (N, S)
         scaled_scores = scale_scores(scores, width)
+        allowed = None
         if mask is not None:
             length = x.shape[1]
             allowed = mask.expand(x.shape[0], attention.n_heads, length, length)[rows, head, queries]  # (N, S)
-            scaled_scores = scaled_scores.masked_fill(~allowed, torch.finfo(scaled_scores.dtype).min)
-        return torch.softmax(scaled_scores, dim=-1)
+        return masked_softmax(scaled_scores, allowed)
 
 
 def antecedent_nll(weights: Tensor, keys: Tensor) -> Tensor:

@@ -10,7 +10,8 @@ dropout rates may differ.
 With ``data.case_markers`` and a starting vocabulary without the case marker, the marker is
 appended to the vocabulary (:meth:`~selfattention.data.Tokenizer.with_case_marker`): every
 existing piece keeps its id, and the model's embedding and output rows grow by one, the new row
-the mean of the trained ones (a start that predicts it no more and no less than an average piece).
+the mean of the trained rows (special and padding rows included): a start near the middle of the
+embedding space, with a logit near the average piece's.
 """
 
 from __future__ import annotations
@@ -119,14 +120,15 @@ def check_start(run: ModelConfig, directory: Path) -> None:
 def load_initial_weights(model: Transformer, run: ModelConfig, directory: Path) -> None:
     """Fill ``model`` (built from ``run``) with the starting model's weights, checked.
 
-    ``run`` may have a larger vocabulary than the start (pieces appended by :func:`init_tokenizer`):
-    every tensor with a row per piece then gets the mean of its trained rows for each new piece."""
+    ``run`` may have one piece more than the start: the case marker, appended by
+    :func:`init_tokenizer` to a vocabulary without it; every tensor with a row per piece then gets
+    the mean of its trained rows for it. Any other difference in size is refused."""
     start = _start_config(directory)
     added = run.vocab_size - start.vocab_size
-    if added < 0:
+    if added and (added != 1 or init_tokenizer(directory).marks_capitals):
         raise InitError(
-            f"train.init_from: the run's vocabulary ({run.vocab_size} pieces) is smaller than {directory}'s "
-            f"({start.vocab_size})"
+            f"train.init_from: the run's vocabulary has {run.vocab_size} pieces and {directory}'s model "
+            f"{start.vocab_size}; only the case marker may be added to the model's vocabulary"
         )
     _refuse_other_architecture(dataclasses.replace(run, vocab_size=start.vocab_size), start, directory)
     trained = model if not added else build_model(dataclasses.replace(run, vocab_size=start.vocab_size))
