@@ -40,8 +40,8 @@ def test_packed_product_is_as_close_to_float64_as_nn_linear(bias: bool, shape: t
     if x.numel() == 0:
         return
     truth = exact(layer, x)
-    tolerance = max(1e-5, 4 * float((reference.detach().double() - truth).abs().max()))
-    assert float((got.detach().double() - truth).abs().max()) <= tolerance
+    tolerance = max(1e-5, 4 * float((reference.double() - truth).abs().max().detach()))
+    assert float((got.double() - truth).abs().max().detach()) <= tolerance
 
 
 @needs_onednn
