@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6, help="layers a stack (default 6, opus-mt's)")
     parser.add_argument("--steps", type=int, default=900, help="fitting steps (default 900)")
     parser.add_argument("--batch", type=int, default=32, help="sentence pairs a step (default 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4; 1e-3 diverged)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
