@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -35,12 +34,9 @@ from safetensors import SafetensorError
 from torch import nn
 
 from selfattention.config import ModelConfig
-from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, make_example, token_batches
-from selfattention.data.augment import add_noise
-from selfattention.data.clauses import clause_pairs
+from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, token_batches
 from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
-from selfattention.data.links import source_links
-from selfattention.data.pronoun_pairs import LinkedPair, PronounPairs
+from selfattention.data.pronoun_pairs import LinkedPair
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.model import Transformer, build_model
@@ -66,6 +62,7 @@ from selfattention.training.distributed import (
     step_seed,
     wrap_model,
 )
+from selfattention.training.epoch_data import EpochData, encode_pairs
 from selfattention.training.init_from import InitError, adopt_start, init_tokenizer, load_initial_weights
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
@@ -197,22 +194,10 @@ class Trainer:
         ]
         if not train_pairs:
             raise TrainingError(f"the training corpora ({', '.join(data_cfg.corpora)}) hold no usable pairs")
-        self.corpora = corpora
-        self.clauses = clause_pairs(train_pairs) if data_cfg.clause_pairs else []
-        if data_cfg.clause_pairs:
-            log.info("clause pairs: %d, cut from the corpora's pairs at shared commas", len(self.clauses))
-        self.pronouns: PronounPairs | None = None
-        if data_cfg.pronoun_pairs > 0:
-            try:
-                self.pronouns = PronounPairs(train_pairs)
-            except ValueError as error:
-                raise TrainingError(f"data.pronoun_pairs={data_cfg.pronoun_pairs:g}: {error}") from None
-            log.info(
-                "pronoun pairs from %d nouns, %d predicates and %d clauses of the corpora",
-                len(self.pronouns.nouns),
-                len(self.pronouns.predicates),
-                len(self.pronouns.clauses),
-            )
+        try:
+            self.data = EpochData(corpora, data_cfg, train_cfg.seed)
+        except ValueError as error:  # the corpora cannot make pronoun pairs
+            raise TrainingError(str(error)) from None
         tokenizer_path = self.run_dir / "tokenizer.model"
         start = Path(train_cfg.init_from) if train_cfg.init_from and not (resume and existing) else None
         if resume and not existing and not train_cfg.init_from:
@@ -355,62 +340,21 @@ class Trainer:
             raise TrainingError(str(error)) from None
 
     def epoch_pairs(self, epoch: int, *, repeats: bool = True) -> list[tuple[str, str]]:
-        """The training pairs of ``epoch``: each corpus its repeat count of times (once with
-        ``repeats=False``), then the epoch's pronoun pairs and the clause pairs, then case and
-        punctuation noise on a share of them. It depends on the seed and the epoch alone, so a resumed run sees the same pairs."""
-        return self._linked_epoch_pairs(epoch, repeats=repeats)[0]
-
-    def _linked_epoch_pairs(
-        self, epoch: int, *, repeats: bool = True
-    ) -> tuple[list[tuple[str, str]], list[LinkedPair | None]]:
-        """:meth:`epoch_pairs`, and for each pair where its "it" and antecedent are (None for a corpus pair).
-
-        The noise keeps the words of a sentence where they were, so the pronoun pairs' links hold after it."""
-        data_cfg = self.config.data
-        counts = data_cfg.repeat_counts() if repeats else (1,) * len(self.corpora)
-        pairs = [pair for corpus, count in zip(self.corpora, counts, strict=True) for pair in corpus * count]
-        links: list[LinkedPair | None] = [None] * len(pairs)
-        rng = random.Random(f"{self.config.train.seed}:data:{epoch}")
-        if self.pronouns is not None:
-            linked = self.pronouns.generate_linked(round(data_cfg.pronoun_pairs * len(pairs)), rng)
-            pairs += [pair.pair for pair in linked]
-            links += linked
-        pairs += self.clauses
-        links += [None] * len(self.clauses)
-        return add_noise(pairs, data_cfg.noise(), rng), links
+        """The training pairs of ``epoch`` (:class:`~selfattention.training.epoch_data.EpochData`)."""
+        return self.data.pairs(epoch, repeats=repeats)
 
     def _use_epoch(self, epoch: int) -> None:
         """Make ``self.examples`` the tokenised pairs of ``epoch`` (encoded once when no epoch draws anew)."""
         if epoch == self.examples_epoch:
             return
-        if self.examples_epoch is None or self.pronouns is not None or self.config.data.noise().any:
-            pairs, links = self._linked_epoch_pairs(epoch)
+        if self.examples_epoch is None or self.data.draws_anew:
+            pairs, links = self.data.linked_pairs(epoch)
             self.examples = self._encode(pairs, links if self.supervision is not None else None)
         self.examples_epoch = epoch
 
     def _encode(self, pairs: list[tuple[str, str]], links: list[LinkedPair | None] | None = None) -> list[Example]:
-        """Tokenised pairs; with ``links``, the pronoun pairs' examples carry where "it" and its antecedent are."""
-        sources = self.tokenizer.encode_batch([s for s, _ in pairs])
-        targets = self.tokenizer.encode_batch([t for _, t in pairs])
-        limit = self.config.model.max_positions - 1
-        token_links: list[tuple[int, tuple[int, ...]] | None] = [None] * len(pairs)
-        if links is not None:
-            token_links, dropped = source_links([s for s, _ in pairs], sources, links, self.tokenizer.pieces)
-            linked = sum(link is not None for link in links)
-            log.info(
-                "antecedent links: %d of %d pronoun pairs linked to their tokens, %d dropped (words and pieces differ)",
-                linked - dropped,
-                linked,
-                dropped,
-            )
-        kept = [
-            make_example(s, t, link=link)
-            for s, t, link in zip(sources, targets, token_links, strict=True)
-            if len(s) <= limit and len(t) <= limit
-        ]
-        if len(kept) < len(pairs):
-            log.info("skipped %d pairs longer than the model's %d positions", len(pairs) - len(kept), limit)
-        return kept
+        """:func:`~selfattention.training.epoch_data.encode_pairs` with this run's tokenizer and model."""
+        return encode_pairs(self.tokenizer, pairs, self.config.model.max_positions, links)
 
     # -- the loop -------------------------------------------------------------------------------
 
