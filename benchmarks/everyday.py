@@ -11,6 +11,9 @@ defaults and printed first; ``--beam`` changes the beam):
    data directory, each also in CAPITALS and lower-cased without final punctuation. A variant made
    by a change T is scored fairly to a model that answers CAPITALS in capitals: chrF(T(output),
    T(reference)) beside the originals' chrF(T(original output), T(reference)); plain chrF too;
+   ``benchmarks/data/pronouns_more.tsv`` (``--more-pronouns``), 39 sentences written here to
+   measure, never to train on: other nouns and sentence shapes than pronouns.tsv and than the
+   training's pronoun pairs;
 3. every output above for degeneration (``selfattention.evaluation.degeneration``);
 
 and reads the encoder's attention: the heads from "it" to "dog" in the seed's sentence
@@ -26,6 +29,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -36,7 +40,7 @@ from selfattention.data.text_files import CorpusError
 from selfattention.decoding import DecodingConfig, Translator
 from selfattention.evaluation import score
 from selfattention.evaluation.degeneration import Translation, degeneration, translate_with_limits
-from selfattention.evaluation.everyday_sets import VARIANTS, load_everyday_sets
+from selfattention.evaluation.everyday_sets import VARIANTS, load_everyday_sets, read_pronoun_set
 from selfattention.evaluation.seed_rules import DOG_SENTENCE, SEED_EXAMPLES, pronoun_is_right
 from selfattention.inspection import trace_translation
 from selfattention.inspection.antecedents import rank_antecedent_heads
@@ -55,6 +59,7 @@ NOUN_GENDERS = {
     "pear": "elle",  # la poire
     "peach": "elle",  # la pêche
 }
+MORE_PRONOUNS = Path(__file__).resolve().parent / "data" / "pronouns_more.tsv"
 TARGET_PRONOUNS = 0.90
 TARGET_HEAD = 0.50
 TARGET_VARIANT_GAP = 5.0
@@ -77,6 +82,11 @@ def main() -> None:
         "--data-dir", help="data directory holding everyday/ (default $SELFATTENTION_DATA or ../shared/data)"
     )
     parser.add_argument("--beam", type=int, help="beam size, 1 is greedy (default: translate's)")
+    parser.add_argument(
+        "--more-pronouns",
+        default=str(MORE_PRONOUNS),
+        help="a second il / elle set, other nouns and shapes (default benchmarks/data/pronouns_more.tsv)",
+    )
     args = parser.parse_args()
     try:
         config = translate_settings(args.beam)
@@ -85,6 +95,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         everyday, pronouns = load_everyday_sets(args.data_dir)
+        more_pronouns = read_pronoun_set(args.more_pronouns)
         translator = Translator.load(resolve_model(args.model))
     except (CorpusError, CommandError) as error:
         sys.exit(f"error: {error}")
@@ -94,6 +105,7 @@ def main() -> None:
     for name, change in {"original": _same, **VARIANTS}.items():
         sets[f"everyday.tsv, {name}"] = [(change(en), fr) for en, fr in everyday]
         sets[f"pronouns.tsv, {name}"] = [(change(en), pronoun) for en, pronoun in pronouns]
+    sets["pronouns_more.tsv"] = more_pronouns
     sources = [source for pairs in sets.values() for source, _ in pairs]
     translated = translate_with_limits(translator, sources, config)
     outputs: dict[str, list[Translation]] = {}
@@ -110,6 +122,7 @@ def main() -> None:
     seeds_right = seed_table(outputs["seeds"])
     everyday_chrf, gaps = everyday_table(sets, outputs)
     pronoun_accuracy = pronoun_table(sets, outputs)
+    more_accuracy = more_pronoun_table(sets["pronouns_more.tsv"], outputs["pronouns_more.tsv"])
     degenerate = degeneration_table(sets, outputs)
     strongest = dog_heads(translator, config)
     antecedent_table(translator, pronouns)
@@ -122,6 +135,10 @@ def main() -> None:
     print(
         f"- {mark(pronoun_accuracy >= TARGET_PRONOUNS)}: pronouns.tsv ≥ {TARGET_PRONOUNS:.0%} right: "
         f"{pronoun_accuracy:.1%}"
+    )
+    print(
+        f"- {mark(more_accuracy >= TARGET_PRONOUNS)}: pronouns_more.tsv (ours) ≥ {TARGET_PRONOUNS:.0%} right: "
+        f"{more_accuracy:.1%}"
     )
     head = f'strongest head from "it" to "dog" ≥ {TARGET_HEAD:.0%}'
     print(f"- {mark(strongest >= TARGET_HEAD)}: {head}: {strongest:.1%}")
@@ -213,6 +230,22 @@ def pronoun_table(sets: dict[str, list[tuple[str, str]]], outputs: dict[str, lis
         for source, expected, text in wrong:
             print(f"| {cell(source)} | {expected} | {cell(text)} |")
     return accuracy["original"]
+
+
+def more_pronoun_table(pairs: Sequence[tuple[str, str]], translations: Sequence[Translation]) -> float:
+    """il / elle right on the second pronoun set (originals only); its accuracy."""
+    print(
+        '\n### pronouns_more.tsv (benchmarks/data, written here to measure: other nouns and shapes): "it" as il / elle\n'
+    )
+    wrong = [(s, e, t.text) for (s, e), t in zip(pairs, translations, strict=True) if not pronoun_is_right(t.text, e)]
+    right = len(pairs) - len(wrong)
+    print(f"{right} / {len(pairs)} right ({right / len(pairs):.1%}).")
+    if wrong:
+        print("\n| sentence | needs | translation |")
+        print("| --- | --- | --- |")
+        for source, expected, text in wrong:
+            print(f"| {cell(source)} | {expected} | {cell(text)} |")
+    return right / len(pairs)
 
 
 def degeneration_table(sets: dict[str, list[tuple[str, str]]], outputs: dict[str, list[Translation]]) -> int:
