@@ -240,3 +240,40 @@ def _generate_before_links(g: PronounPairs, count: int, rng: random.Random) -> l
     if not (g.animals and g._of_people_only and g._of_things_only):
         shapes.remove(two_nouns)
     return [rng.choice(shapes)(rng) for _ in range(count)]
+
+
+SPEAKER = [
+    ("I'm thirsty.", "J'ai soif !"),
+    ("I was sleepy.", "J'avais sommeil."),
+    ("I'm very tired.", "Je suis très fatiguée."),  # the speaker's gender: both forms are made
+    ("I'm sure I can do it.", "Je suis sûr de pouvoir le faire."),  # about the speaker again: left out
+    ("I'm proud of myself.", "Je suis fier de moi."),  # the same
+    ("I'm a teacher.", "Je suis un professeur."),  # a noun: left out
+    ("I was tired.", "Je suis fatigué."),  # the tenses differ: left out
+]
+
+
+def test_predicates_said_of_the_speaker_are_said_of_it_in_both_genders() -> None:
+    pairs = [*corpus(), *SPEAKER]
+    lexicon = mine_nouns(pairs)
+    known = {"fatigué", "fatiguée", "sûr", "sûre", "fier", "fière"}
+    without = {p.english for p in mine_predicates(pairs, lexicon, known)}
+    found = {
+        (p.english, p.masculine, p.feminine, p.of_people, p.of_things)
+        for p in mine_predicates(pairs, lexicon, known, first_person=True)
+    }
+    assert ("is thirsty", "a soif", "a soif", True, False) in found
+    assert ("was sleepy", "avait sommeil", "avait sommeil", True, False) in found
+    assert ("is very tired", "est très fatigué", "est très fatiguée", True, False) in found
+    assert not {"is thirsty", "was sleepy", "is very tired"} & without
+    mined = {english for english, *_ in found}
+    assert not mined & {"is sure I can do it", "is proud of myself", "is a teacher", "was tired"}
+
+
+def test_excluded_sentences_are_never_made(generator: PronounPairs) -> None:
+    made = [english for english, _ in generator.generate(400, random.Random(5))]
+    banned = sorted(set(made))[:5]
+    careful = PronounPairs(corpus(), exclude=[f"  {sentence.upper()[:-1]}!" for sentence in banned])
+    again = [english for english, _ in careful.generate(400, random.Random(5))]
+    assert len(again) == 400
+    assert not set(again) & set(banned)

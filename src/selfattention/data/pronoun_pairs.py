@@ -118,6 +118,18 @@ _PREDICATE_FR = re.compile(
     r"^(Il|Elle|(?:Le|La) ([\w-]+)|L'([\w-]+)) (est|était|a|avait|semble|semblait) (.+?)\s*[.!]$"
 )
 _PRESENT_FR = ("est", "a", "semble")
+# "I'm hungry." ↔ "J'ai faim !": what is said of the speaker, said of "it" in the third person.
+_FIRST_PERSON_EN = re.compile(r"^(I'm|I am|I was) ([a-z][\w' ,-]*?)\s*[.!]$")
+_FIRST_PERSON_FR = re.compile(r"^(Je suis|J'étais|J'ai|J'avais|Je semble|Je semblais) (.+?)\s*[.!]$")
+_THIRD_PERSON = {
+    "Je suis": "est",
+    "J'étais": "était",
+    "J'ai": "a",
+    "J'avais": "avait",
+    "Je semble": "semble",
+    "Je semblais": "semblait",
+}
+_ABOUT_THE_SPEAKER = re.compile(r"\b(I|me|my|myself|mine|je|j|me|m|moi|mon|ma|mes|nous|we|us|our)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -163,12 +175,22 @@ def _french_words(pairs: Iterable[Pair]) -> Counter[str]:
     return words
 
 
-def mine_predicates(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun], known: Counter[str]) -> list[Predicate]:
-    """Predicates seen after He / She / It / The N, with their French in both genders."""
+def mine_predicates(
+    pairs: Iterable[Pair], nouns: dict[str, FrenchNoun], known: Counter[str], *, first_person: bool = False
+) -> list[Predicate]:
+    """Predicates seen after He / She / It / The N, with their French in both genders; with
+    ``first_person``, also those said of the speaker ("I'm hungry." ↔ "J'ai faim !": is hungry ↔ a faim),
+    predicates of people."""
     seen: dict[tuple[str, bool], dict[Gender, Counter[str]]] = {}
     people: set[tuple[str, bool]] = set()
     things: set[tuple[str, bool]] = set()
     for english, french in pairs:
+        if first_person and (said := _said_of_the_speaker(english, french, known)) is not None:
+            spoken, both = said
+            for each in GENDERS:
+                seen.setdefault(spoken, {"m": Counter(), "f": Counter()})[each][both[each]] += 1
+            people.add(spoken)
+            continue
         e = _PREDICATE_EN.match(english.replace("’", "'"))
         f = _PREDICATE_FR.match(french.replace("’", "'")) if e else None
         if e is None or f is None:
@@ -212,6 +234,34 @@ def mine_predicates(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun], known: 
     return predicates
 
 
+def _said_of_the_speaker(
+    english: str, french: str, known: Counter[str]
+) -> tuple[tuple[str, bool], dict[Gender, str]] | None:
+    """``("is hungry", True), {"m": "a faim", "f": "a faim"}`` from "I'm hungry." ↔ "J'ai faim !", or None.
+
+    The speaker's gender is unknown, so an adjective after être is put in both (``fatigué``,
+    ``fatiguée``) where the corpus has both forms; a predicate that speaks of the speaker again
+    ("I'm sure I can", "Je suis fier de moi") or is a noun ("Je suis un étudiant") is left out.
+    """
+    e = _FIRST_PERSON_EN.match(english.replace("’", "'"))
+    f = _FIRST_PERSON_FR.match(french.replace("’", "'")) if e else None
+    if e is None or f is None:
+        return None
+    verb, complement = _THIRD_PERSON[f.group(1)], f.group(2)
+    present = e.group(1) != "I was"
+    if present != (verb in _PRESENT_FR) or complement.split(" ")[0].lower() in FRENCH_DETERMINERS:
+        return None
+    if _ABOUT_THE_SPEAKER.search(e.group(2)) or _ABOUT_THE_SPEAKER.search(complement):
+        return None
+    forms: dict[Gender, str] = {}
+    for gender in GENDERS:
+        agreed = complement if verb in ("a", "avait") else predicate_in_gender(complement, gender, known)
+        if agreed is None:
+            return None
+        forms[gender] = f"{verb} {agreed}"
+    return (f"{'is' if present else 'was'} {e.group(2)}", present), forms
+
+
 def mine_clauses(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun]) -> list[Clause]:
     """Short sentences with a pronoun or name as subject and one noun, the last word, on both sides."""
     clauses = []
@@ -248,10 +298,13 @@ def mine_clauses(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun]) -> list[Cl
 class PronounPairs:
     """Makes pairs in which "it" refers to a noun; the French pronoun is il or elle by its gender."""
 
-    def __init__(self, pairs: Sequence[Pair]) -> None:
+    def __init__(self, pairs: Sequence[Pair], *, first_person: bool = False, exclude: Iterable[str] = ()) -> None:
+        """``first_person``: predicates said of the speaker too (:func:`mine_predicates`). ``exclude``:
+        sentences never to make (an evaluation set's), compared without case, spacing or final punctuation."""
         self.nouns = mine_nouns(pairs)
         known = _french_words(pairs)
-        self.predicates = mine_predicates(pairs, self.nouns, known)
+        self.predicates = mine_predicates(pairs, self.nouns, known, first_person=first_person)
+        self.exclude = {_comparable(sentence) for sentence in exclude}
         self.clauses = mine_clauses(pairs, self.nouns)
         self.things = sorted(noun for noun in self.nouns if noun not in ANIMALS | PEOPLE)
         self.animals = sorted(noun for noun in self.nouns if noun in ANIMALS)
@@ -273,7 +326,14 @@ class PronounPairs:
         shapes = [self._after_clause, self._two_nouns, self._subject, self._next_sentence]
         if not (self.animals and self._of_people_only and self._of_things_only):
             shapes.remove(self._two_nouns)
-        return [rng.choice(shapes)(rng) for _ in range(count)]
+        if not self.exclude:
+            return [rng.choice(shapes)(rng) for _ in range(count)]
+        made: list[LinkedPair] = []
+        while len(made) < count:  # an excluded sentence is drawn again
+            linked = rng.choice(shapes)(rng)
+            if _comparable(linked.pair[0]) not in self.exclude:
+                made.append(linked)
+        return made
 
     # -- the shapes ---------------------------------------------------------------------------------
 
@@ -361,3 +421,8 @@ def _pronoun(gender: Gender) -> str:
 def _elide(text: str) -> str:
     """``que il`` -> ``qu'il``, ``que elle`` -> ``qu'elle``."""
     return re.sub(r"\bque (il|elle)\b", r"qu'\1", text)
+
+
+def _comparable(sentence: str) -> str:
+    """A sentence without case, repeated spaces or final punctuation, to tell one sentence from another."""
+    return " ".join(sentence.lower().split()).rstrip(" .!?…")

@@ -52,6 +52,11 @@ class DataConfig:
     # Pairs whose "it" refers to a noun (data/pronoun_pairs.py), made anew each epoch: their number
     # as a share of the corpus pairs of an epoch (0.05 adds 5 %)
     pronoun_pairs: float = 0.0
+    # Pronoun pairs' predicates also from what is said of the speaker ("I'm hungry." - "J'ai faim !")
+    first_person_predicates: bool = False
+    # Files of sentences (one a line, or TSV with the English first; # comments) never to generate:
+    # an evaluation set's. A relative path is looked for as given, then under the data directory.
+    exclude: tuple[str, ...] = ()
     # Clause pairs cut from the corpora's pairs at the commas, semicolons and colons both sides share
     # ("Hello, how are you?" gives "Hello" and "How are you?"; data/clauses.py), added once an epoch
     clause_pairs: bool = False

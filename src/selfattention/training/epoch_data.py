@@ -10,14 +10,19 @@ generator also says where "it" and its noun are, which the supervised head's los
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+from collections.abc import Sequence
+from pathlib import Path
 
 from selfattention.data import Example, make_example
 from selfattention.data.augment import add_noise
 from selfattention.data.clauses import clause_pairs
+from selfattention.data.corpora import find_data_dir
 from selfattention.data.links import source_links
 from selfattention.data.pronoun_pairs import LinkedPair, PronounPairs
+from selfattention.data.text_files import CorpusError
 from selfattention.data.tokenizer import Tokenizer
 from selfattention.training.config import DataConfig
 
@@ -42,10 +47,13 @@ class EpochData:
             log.info("clause pairs: %d, cut from the corpora's pairs at shared commas", len(self.clauses))
         self.pronouns: PronounPairs | None = None
         if data.pronoun_pairs > 0:
+            excluded = excluded_sentences(data.exclude, data.data_dir)
             try:
-                self.pronouns = PronounPairs(train_pairs)
+                self.pronouns = PronounPairs(train_pairs, first_person=data.first_person_predicates, exclude=excluded)
             except ValueError as error:
                 raise ValueError(f"data.pronoun_pairs={data.pronoun_pairs:g}: {error}") from None
+            if excluded:
+                log.info("pronoun pairs: never the %d sentences of %s", len(excluded), ", ".join(data.exclude))
             log.info(
                 "pronoun pairs from %d nouns, %d predicates and %d clauses of the corpora",
                 len(self.pronouns.nouns),
@@ -75,6 +83,26 @@ class EpochData:
         pairs += self.clauses
         links += [None] * len(self.clauses)
         return add_noise(pairs, self.data.noise(), rng), links
+
+
+def excluded_sentences(paths: Sequence[str], data_dir: str | None) -> list[str]:
+    """The sentences of ``paths`` (the first tab-separated field of each line that is not empty or a
+    ``#`` comment); a relative path not found as given is looked for under the data directory.
+
+    Raises ValueError naming a file that is in neither place.
+    """
+    sentences = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file() and not path.is_absolute():
+            with contextlib.suppress(CorpusError):  # no data directory: the name as given is all there is
+                path = find_data_dir(data_dir) / name
+        if not path.is_file():
+            raise ValueError(f"data.exclude: {name} is not a file (looked as given and under the data directory)")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                sentences.append(line.split("\t")[0].strip())
+    return sentences
 
 
 def encode_pairs(
