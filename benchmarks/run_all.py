@@ -9,7 +9,7 @@ cores). Its output (markdown tables) goes to ``benchmarks/results/NAME.md``, hea
 the date and the processor (its model name, family and model number: the same name covers
 processors whose vector units differ); pictures go where the benchmark draws them (``docs/images/``). BENCHMARKS.md quotes
 these files. A benchmark that fails is reported and the others still run; the exit status is 1
-if any failed. ``training_record`` needs the training run's directory (``--run-dir``) and is
+if any failed. ``training_record`` needs the training run's directory (``--run-dir``, or each stage's) and is
 skipped without one.
 """
 
@@ -66,7 +66,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run just these")
     parser.add_argument("--quick", action="store_true", help="short versions where a benchmark has one")
-    parser.add_argument("--run-dir", type=Path, help="the training run's directory, for training_record")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        nargs="+",
+        help="the training run's directory (or each stage's, in order), for training_record",
+    )
     args = parser.parse_args()
     failed = []
     for name in args.only or list(BENCHMARKS):
@@ -75,7 +80,7 @@ def main() -> None:
             if args.run_dir is None:
                 print("training_record: skipped (give --run-dir)")
                 continue
-            arguments = [str(args.run_dir)]
+            arguments = [str(run_dir) for run_dir in args.run_dir]
         if args.quick and quick is not None:
             arguments = arguments + quick  # a repeated option: the later one wins
         command = [sys.executable, str(HERE / f"{name}.py"), *arguments]
