@@ -22,9 +22,9 @@ from selfattention.data.batching import Batch
 from selfattention.inspection import TraceRecorder
 from selfattention.model import Transformer
 from selfattention.training import RunConfig, Trainer, TrainingError, load_run_config, train
-from selfattention.training.antecedent import AntecedentSupervision, supervised_head
+from selfattention.training.antecedent import AntecedentSupervision
 from selfattention.training.checkpoint import list_checkpoints
-from selfattention.training.config import TrainConfig
+from selfattention.training.config import DataConfig, TrainConfig
 from selfattention.training.metrics import read_metrics
 
 VOCAB = 40
@@ -208,13 +208,17 @@ def test_a_head_written_as_a_number_is_told_to_quote_it(tmp_path: Path) -> None:
     assert TrainConfig().antecedent_layer_head is None
 
 
+def _run(model: ModelConfig, head: str, pronoun_pairs: float) -> RunConfig:
+    return RunConfig(model, DataConfig(pronoun_pairs=pronoun_pairs), TrainConfig(antecedent_head=head))
+
+
 def test_a_head_outside_the_model_is_refused_naming_its_shape() -> None:
     model = ModelConfig(vocab_size=100, d_model=32, n_heads=4, encoder_layers=2)
-    assert supervised_head(TrainConfig(antecedent_head="1.3"), model, 0.05) == (1, 3)
-    assert supervised_head(TrainConfig(), model, 0.0) is None
+    assert _run(model, "1.3", 0.05).supervised_head() == (1, 3)
+    assert _run(model, "", 0.0).supervised_head() is None
     for text in ("2.0", "0.4"):
         with pytest.raises(ValueError) as info:
-            supervised_head(TrainConfig(antecedent_head=text), model, 0.05)
+            _run(model, text, 0.05).supervised_head()
         message = str(info.value)
         assert f"train.antecedent_head='{text}'" in message
         assert "2 encoder layers" in message and "4 heads" in message
@@ -223,7 +227,7 @@ def test_a_head_outside_the_model_is_refused_naming_its_shape() -> None:
 def test_a_head_with_no_pronoun_pairs_to_learn_from_is_refused(tiny_run_config: RunConfig, tmp_path: Path) -> None:
     model = ModelConfig(vocab_size=100, d_model=32, n_heads=4, encoder_layers=2)
     with pytest.raises(ValueError, match=r"needs data\.pronoun_pairs > 0.*nothing to supervise"):
-        supervised_head(TrainConfig(antecedent_head="0.0"), model, 0.0)
+        _run(model, "0.0", 0.0).supervised_head()
     with pytest.raises(TrainingError, match="nothing to supervise"):
         train(with_train(tiny_run_config, antecedent_head="0.0"), tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run").exists()

@@ -38,37 +38,10 @@ from torch import Tensor, nn
 
 from selfattention.attention import MultiHeadAttention
 from selfattention.attention.core import masked_softmax, scale_scores, similarity_scores
-from selfattention.config import ModelConfig
 from selfattention.data.batching import Batch
 from selfattention.model import Transformer
-from selfattention.training.config import TrainConfig
 
 EPSILON = 1e-6  # inside the log: a head that gives the antecedent nothing costs -log(1e-6), not infinity
-
-
-def supervised_head(train: TrainConfig, model: ModelConfig, pronoun_pairs: float) -> tuple[int, int] | None:
-    """``train.antecedent_head`` as (layer, head), checked against the model's shape and the data; None when off.
-
-    Raises ValueError naming the setting when the layer or head is not in the model, or when no
-    pronoun pairs are made (nothing would be supervised).
-    """
-    chosen = train.antecedent_layer_head
-    if chosen is None:
-        return None
-    layer, head = chosen
-    if layer >= model.encoder_layers or head >= model.n_heads:
-        layers = f"{model.encoder_layers} encoder layer{'s' if model.encoder_layers != 1 else ''}"
-        heads = f"{model.n_heads} head{'s' if model.n_heads != 1 else ''}"
-        raise ValueError(
-            f"train.antecedent_head={train.antecedent_head!r} is not a head of this model, which has {layers} "
-            f"(0-{model.encoder_layers - 1}) of {heads} (0-{model.n_heads - 1}); layers and heads count from 0"
-        )
-    if pronoun_pairs <= 0:
-        raise ValueError(
-            f"train.antecedent_head={train.antecedent_head!r} needs data.pronoun_pairs > 0: the links between "
-            '"it" and its noun come from the pronoun pairs, and without them there is nothing to supervise'
-        )
-    return layer, head
 
 
 def head_attention(

@@ -193,6 +193,31 @@ class RunConfig:
     # from a model (train.init_from) takes that model's architecture unless a key says otherwise.
     given: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
+    def supervised_head(self) -> tuple[int, int] | None:
+        """``train.antecedent_head`` as (layer, head), checked against the model's shape and the data; None when off.
+
+        Raises ValueError naming the setting when the layer or head is not in the model, or when no
+        pronoun pairs are made (nothing would be supervised).
+        """
+        chosen = self.train.antecedent_layer_head
+        if chosen is None:
+            return None
+        layer, head = chosen
+        model, setting = self.model, self.train.antecedent_head
+        if layer >= model.encoder_layers or head >= model.n_heads:
+            layers = f"{model.encoder_layers} encoder layer{'s' if model.encoder_layers != 1 else ''}"
+            heads = f"{model.n_heads} head{'s' if model.n_heads != 1 else ''}"
+            raise ValueError(
+                f"train.antecedent_head={setting!r} is not a head of this model, which has {layers} "
+                f"(0-{model.encoder_layers - 1}) of {heads} (0-{model.n_heads - 1}); layers and heads count from 0"
+            )
+        if self.data.pronoun_pairs <= 0:
+            raise ValueError(
+                f"train.antecedent_head={setting!r} needs data.pronoun_pairs > 0: the links between "
+                '"it" and its noun come from the pronoun pairs, and without them there is nothing to supervise'
+            )
+        return layer, head
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.to_dict(),

@@ -41,7 +41,7 @@ from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.model import Transformer, build_model
 from selfattention.model_io import atomic_write, load_weights, save_model
-from selfattention.training.antecedent import AntecedentSupervision, supervised_head
+from selfattention.training.antecedent import AntecedentSupervision
 from selfattention.training.checkpoint import (
     CHECKPOINTS,
     Progress,
@@ -141,7 +141,7 @@ class Trainer:
                 raise TrainingError(str(error)) from None
         train_cfg, data_cfg = self.config.train, self.config.data
         try:  # (layer, head) taught to find "it"'s antecedent, or None
-            self.antecedent_head = supervised_head(train_cfg, self.config.model, data_cfg.pronoun_pairs)
+            self.antecedent_head = self.config.supervised_head()
         except ValueError as error:
             raise TrainingError(str(error)) from None
         if train_cfg.threads > 0:
