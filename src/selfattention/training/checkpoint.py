@@ -223,3 +223,13 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def average_checkpoints(directories: list[Path], model: Transformer) -> None:
+    """Load the mean of several checkpoints' weights into ``model`` (same architecture)."""
+    total: dict[str, torch.Tensor] = {}
+    for directory in directories:
+        load_weights(model, directory / "model.safetensors")
+        for name, tensor in model.state_dict().items():
+            total[name] = total.get(name, torch.zeros_like(tensor, dtype=torch.float64)) + tensor.double()
+    model.load_state_dict({name: (tensor / len(directories)).to(torch.float32) for name, tensor in total.items()})

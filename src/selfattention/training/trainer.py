@@ -33,18 +33,18 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from selfattention.config import ModelConfig
 from selfattention.data import Batch, CorpusError, Example, Tokenizer, collate, token_batches
 from selfattention.data.corpus_specs import load_pairs, parse_corpora, parse_corpus
 from selfattention.data.pronoun_pairs import LinkedPair
 from selfattention.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from selfattention.engine.onednn_linear import OneDNNLinears, onednn_available
 from selfattention.model import Transformer, build_model
-from selfattention.model_io import atomic_write, load_weights, save_model
+from selfattention.model_io import atomic_write, save_model
 from selfattention.training.antecedent import AntecedentSupervision
 from selfattention.training.checkpoint import (
     CHECKPOINTS,
     Progress,
+    average_checkpoints,
     checkpoint_dir,
     list_checkpoints,
     load_checkpoint,
@@ -66,25 +66,19 @@ from selfattention.training.epoch_data import EpochData, encode_pairs
 from selfattention.training.init_from import InitError, adopt_start, init_tokenizer, load_initial_weights
 from selfattention.training.loss import label_smoothed_loss
 from selfattention.training.metrics import MetricsLog
+from selfattention.training.resume import (
+    ResumeError,
+    as_recorded,
+    recorded_settings,
+    refuse_changed_settings,
+    refuse_lost_start,
+)
 from selfattention.training.run_log import TensorBoardLog, TextLog
 from selfattention.training.schedule import scheduled_lr
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("best", "tokenizer.model", "run_config.json", "metrics.jsonl")  # written by replacement
-# What --resume may change: when and how long it trains, how often it validates and saves, its threads, where data is.
-RESUME_MAY_CHANGE = (
-    "train.max_minutes",
-    "train.max_steps",
-    "train.max_epochs",
-    "train.cooldown_steps",
-    "train.patience",
-    "train.valid_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints",
-    "train.threads",
-    "data.data_dir",
-)
 MAX_BAD_STEPS = 5  # consecutive steps with a non-finite loss or gradient before training gives up
 
 
@@ -131,14 +125,11 @@ class Trainer:
     # -- set-up ---------------------------------------------------------------------------------
 
     def prepare(self, resume: bool) -> None:
-        recorded = self._recorded_settings() if resume else None
+        recorded = recorded_settings(self.run_dir) if resume else None
         if recorded is not None:  # a resumed run: its own architecture, languages and start, unless the file says
-            self.config = _as_recorded(self.config, recorded)
+            self.config = self._init(as_recorded, self.config, recorded)
         elif self.config.train.init_from and self.config.given:  # the starting model's, unless the file says
-            try:
-                self.config = adopt_start(self.config)
-            except InitError as error:
-                raise TrainingError(str(error)) from None
+            self.config = self._init(adopt_start, self.config)
         train_cfg, data_cfg = self.config.train, self.config.data
         try:  # (layer, head) taught to find "it"'s antecedent, or None
             self.antecedent_head = self.config.supervised_head()
@@ -163,7 +154,7 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or choose a new --out"
             )
         if recorded is not None:  # every process: each refuses alike, none waits for the others
-            self._refuse_changed_settings(recorded)
+            self._init(refuse_changed_settings, self.run_dir, self.config, recorded)
         main = self.dist.is_main
         if main:
             with self._writing("the run directory"):
@@ -201,7 +192,7 @@ class Trainer:
         tokenizer_path = self.run_dir / "tokenizer.model"
         start = Path(train_cfg.init_from) if train_cfg.init_from and not (resume and existing) else None
         if resume and not existing and not train_cfg.init_from:
-            self._refuse_lost_start()
+            self._init(refuse_lost_start, self.run_dir)
         if main:  # the others wait, then read what rank 0 wrote
             if start is not None:  # a fine-tuning run: the starting model's vocabulary
                 self.tokenizer = self._init(init_tokenizer, start, data_cfg.case_markers)
@@ -282,61 +273,11 @@ class Trainer:
             f", {self.dist.world_size} processes" if self.dist.enabled else "",
         )
 
-    def _recorded_settings(self) -> dict[str, Any] | None:
-        """The settings a run was started with (``run_config.json``), or None for a new run."""
-        try:
-            recorded = json.loads((self.run_dir / "run_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # no record (a new run, or one killed before writing it): nothing to compare
-        return recorded if isinstance(recorded, dict) else None
-
-    def _refuse_changed_settings(self, recorded: dict[str, Any]) -> None:
-        """A resumed run keeps its settings: any change outside :data:`RESUME_MAY_CHANGE` is refused, each named."""
-        current = self.config.to_dict()
-        changed = []
-        for table, values in recorded.items():
-            if not isinstance(values, dict) or table not in current:
-                continue
-            for key, old in values.items():
-                if table == "model" and key in (
-                    "vocab_size",
-                    "pad_id",
-                    "bos_id",
-                    "eos_id",
-                    "source_lang",
-                    "target_lang",
-                ):
-                    continue  # set from the run's own vocabulary and its data's languages
-                new = current[table].get(key, old)
-                if isinstance(new, tuple):
-                    new = list(new)
-                if new != old and f"{table}.{key}" not in RESUME_MAY_CHANGE:
-                    changed.append(f"{table}.{key} {old!r} → {new!r}")
-        if changed:
-            raise TrainingError(
-                f"{self.run_dir} was started with other settings (run_config.json): "
-                + "; ".join(changed)
-                + f". A resumed run may change only {', '.join(RESUME_MAY_CHANGE)}; "
-                "start a new run (another --out), or fine-tune from its model with --init-from"
-            )
-
-    def _refuse_lost_start(self) -> None:
-        """A fine-tuning run resumed before its first checkpoint must be told its start again."""
-        try:
-            recorded = json.loads((self.run_dir / "run_config.json").read_text(encoding="utf-8"))
-            init_from = recorded["train"]["init_from"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return  # no record (or an old one): nothing to lose
-        if init_from:
-            raise TrainingError(
-                f"{self.run_dir} was started from {init_from} (run_config.json) and has no checkpoint yet: "
-                f"resume it with --init-from {init_from}, or the weights would start at random"
-            )
-
     def _init(self, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)``, its refusal (a start or a resume that cannot be) raised as a TrainingError."""
         try:
             return step(*args)
-        except InitError as error:
+        except (InitError, ResumeError) as error:
             raise TrainingError(str(error)) from None
 
     def epoch_pairs(self, epoch: int, *, repeats: bool = True) -> list[tuple[str, str]]:
@@ -752,52 +693,11 @@ class Trainer:
         )
 
 
-def _as_recorded(config: RunConfig, recorded: dict[str, Any]) -> RunConfig:
-    """``config`` with the recorded run's model shape, languages and starting model where the file gave none.
-
-    A configuration built in code (``config.given`` empty) is taken as it is, every setting compared.
-    """
-    if not config.given:
-        return config
-    given = config.given
-    model = {**config.model.to_dict()}
-    for key, value in (recorded.get("model") or {}).items():
-        if key in model and key not in given.get("model", frozenset()):
-            model[key] = value
-    data_changes = {
-        key: (recorded.get("data") or {})[key]
-        for key in ("source_lang", "target_lang")
-        if key not in given.get("data", frozenset()) and key in (recorded.get("data") or {})
-    }
-    train_changes = {}
-    if "init_from" not in given.get("train", frozenset()) and "init_from" in (recorded.get("train") or {}):
-        train_changes["init_from"] = recorded["train"]["init_from"]
-    try:
-        return replace(
-            config,
-            model=ModelConfig.from_dict(model),
-            data=replace(config.data, **data_changes),
-            train=replace(config.train, **train_changes),
-        )
-    except (TypeError, ValueError) as error:
-        raise TrainingError(f"run_config.json does not describe a model this version reads: {error}") from None
-
-
 def _spread(pairs: list[tuple[str, str]], count: int) -> list[tuple[str, str]]:
     """At most ``count`` of ``pairs``, evenly spaced (a corpus sorted by length gives every length)."""
     if len(pairs) <= count:
         return pairs
     return [pairs[i * len(pairs) // count] for i in range(count)]
-
-
-def average_checkpoints(directories: list[Path], model: Transformer) -> None:
-    """Load the mean of several checkpoints' weights into ``model`` (same architecture)."""
-    total: dict[str, torch.Tensor] = {}
-    for directory in directories:
-        load_weights(model, directory / "model.safetensors")
-        for name, tensor in model.state_dict().items():
-            total[name] = total.get(name, torch.zeros_like(tensor, dtype=torch.float64)) + tensor.double()
-    model.load_state_dict({name: (tensor / len(directories)).to(torch.float32) for name, tensor in total.items()})
 
 
 def train(
