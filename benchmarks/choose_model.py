@@ -3,8 +3,9 @@
     python benchmarks/choose_model.py /work/runs/en-fr/best /work/runs/en-fr/averaged \
         --beams 1 4 6 --length-penalties 0.6 1.0 1.4
 
-Translates Multi30k val (1,014 sentences) with every model directory × beam size × length
-penalty and prints a markdown table of cased detokenised sacreBLEU and chrF, best first.
+Translates the validation split of each corpus (default Multi30k val, 1,014 sentences; a general
+model: ``--corpora multi30k tatoeba``) with every model directory × beam size × length penalty and
+prints a markdown table of cased detokenised sacreBLEU and chrF per corpus, best mean BLEU first.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def main() -> None:
     parser.add_argument("--length-penalties", type=float, nargs="+", default=[1.0])
     parser.add_argument("--data-dir", help="corpora directory (default $SELFATTENTION_DATA or ../shared/data)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--corpora", nargs="+", default=["multi30k"], help="corpora whose validation split scores (default multi30k)"
+    )
     args = parser.parse_args()
-    pairs = load_corpus("multi30k", "valid", args.data_dir)
-    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    sets = {name: load_corpus(name, "valid", args.data_dir) for name in args.corpora}
     rows = []
     for directory in args.models:
         translator = Translator.load(directory)
@@ -36,15 +39,23 @@ def main() -> None:
                 continue  # greedy search has no length penalty
             started = time.perf_counter()
             config = DecodingConfig(beam_size=beam, length_penalty=penalty, batch_size=args.batch_size)
-            result = score(translator.translate(sources, config), references)
-            rows.append((result.bleu, result.chrf, directory, beam, penalty, time.perf_counter() - started))
-    print(f"Multi30k val, {len(pairs)} sentences")
+            scores = []
+            for pairs in sets.values():
+                result = score(translator.translate([s for s, _ in pairs], config), [t for _, t in pairs])
+                scores.append((result.bleu, result.chrf))
+            mean = sum(bleu for bleu, _ in scores) / len(scores)
+            rows.append((mean, scores, directory, beam, penalty, time.perf_counter() - started))
+    print(", ".join(f"{name} val, {len(pairs)} sentences" for name, pairs in sets.items()))
     print()
-    print("| model | beam | length penalty | BLEU | chrF | seconds |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for bleu, chrf, directory, beam, penalty, seconds in sorted(rows, reverse=True):
+    columns = "".join(f" {name} BLEU | {name} chrF |" for name in sets)
+    mean_column = " mean BLEU |" if len(sets) > 1 else ""
+    print(f"| model | beam | length penalty |{columns}{mean_column} seconds |")
+    print("| --- | ---: | ---: |" + " ---: |" * (2 * len(sets) + (len(sets) > 1) + 1))
+    for mean, scores, directory, beam, penalty, seconds in sorted(rows, key=lambda row: row[0], reverse=True):
         shown_penalty = "–" if beam == 1 else f"{penalty:g}"
-        print(f"| {directory} | {beam} | {shown_penalty} | {bleu:.2f} | {chrf:.2f} | {seconds:.0f} |")
+        cells = "".join(f" {bleu:.2f} | {chrf:.2f} |" for bleu, chrf in scores)
+        mean_cell = f" {mean:.2f} |" if len(sets) > 1 else ""
+        print(f"| {directory} | {beam} | {shown_penalty} |{cells}{mean_cell} {seconds:.0f} |")
 
 
 if __name__ == "__main__":
