@@ -137,7 +137,8 @@ def ctranslate2_engine(directory: Path, translator: Translator, compute_type: st
         str(directory), device="cpu", compute_type=compute_type, inter_threads=inter, intra_threads=intra
     )
     tokenizer = translator.tokenizer
-    suppressed = [["<s>"], ["<pad>"]]
+    # The start and padding pieces, never written ("<s>", "<pad>"; an imported Marian model starts with "<pad>").
+    suppressed = [[piece] for piece in dict.fromkeys(tokenizer.pieces([translator.bos_id, translator.pad_id]))]
 
     def run(texts: Sequence[str], beam: int, batch: int) -> list[str]:
         sources = [[*tokenizer.pieces(tokenizer.encode(text)), "</s>"] for text in texts]
