@@ -50,8 +50,7 @@ from selfattention.data.casing import has_case_marker, mark_capitals, restore_ca
 
 model, spm_file, beam, compute_type = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 processor = sentencepiece.SentencePieceProcessor(model_file=spm_file)
-with open(spm_file, "rb") as handle:
-    marks = has_case_marker(handle.read())
+marks = has_case_marker(processor)
 lines = sys.stdin.read().splitlines()
 lines = [mark_capitals(line) for line in lines] if marks else lines
 sources = [pieces + ["</s>"] for pieces in processor.encode(lines, out_type=str)]
