@@ -7,7 +7,11 @@ on both sides alike, so that the model learns to carry the input's form over to 
 - ``uppercase``: ``DO YOU KNOW THIS SONG?`` ↔ ``CONNAIS-TU CETTE CHANSON ?``
 - ``titlecase``: every word's first letter a capital;
 - ``lowercase``: everything lower-case;
-- ``no_final_punctuation``: the final ``.`` ``!`` ``?`` ``…`` dropped (drawn apart from the case).
+- ``no_final_punctuation``: the final ``.`` ``!`` ``?`` ``…`` dropped (drawn apart from the case);
+- ``exclamation_to_stop``: of the pairs that end in ``!`` on both sides, this share ends in a full
+  stop instead: ``Hello everyone!`` ↔ ``Salut tout le monde !`` becomes ``Hello everyone.`` ↔
+  ``Salut tout le monde.`` (drawn apart; corpora write greetings and interjections with ``!``, and
+  a model that never saw one with a full stop may not know it).
 
 The shares are of the pairs; at most one case change a pair.
 """
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 Pair = tuple[str, str]
 _FINAL_PUNCTUATION = re.compile(r"\s*[.!?…]+[\"'»”)]?\s*$")
+_FINAL_EXCLAMATION = re.compile(r"(?<=[^\s.!?…])\s*!+(?=[\"'»”)]?\s*$)")  # not "?!" nor "…!"
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,10 @@ class NoiseShares:
     titlecase: float = 0.0
     lowercase: float = 0.0
     no_final_punctuation: float = 0.0
+    exclamation_to_stop: float = 0.0  # a share of the pairs that end in "!" on both sides
 
     def __post_init__(self) -> None:
-        for name in ("uppercase", "titlecase", "lowercase", "no_final_punctuation"):
+        for name in ("uppercase", "titlecase", "lowercase", "no_final_punctuation", "exclamation_to_stop"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, got {value}")
@@ -45,7 +51,9 @@ class NoiseShares:
 
     @property
     def any(self) -> bool:
-        return any((self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation))
+        return any(
+            (self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation, self.exclamation_to_stop)
+        )
 
 
 def title_case(text: str) -> str:
@@ -57,6 +65,12 @@ def drop_final_punctuation(text: str) -> str:
     """The sentence without its final ``.`` ``!`` ``?`` or ``…`` (and the space French puts before them)."""
     stripped = _FINAL_PUNCTUATION.sub("", text)
     return stripped or text
+
+
+def exclamation_to_stop(text: str) -> str | None:
+    """The sentence with its final ``!`` (and the space French puts before it) a full stop; None if it ends otherwise."""
+    match = _FINAL_EXCLAMATION.search(text)
+    return None if match is None else text[: match.start()] + "." + text[match.end() :]
 
 
 def add_noise(pairs: Sequence[Pair], shares: NoiseShares, rng: random.Random) -> list[Pair]:
@@ -76,6 +90,10 @@ def add_noise(pairs: Sequence[Pair], shares: NoiseShares, rng: random.Random) ->
                 source, target = change(source), change(target)
                 break
             draw -= share
+        if shares.exclamation_to_stop:  # drawn only when set: the draws of a run without it are unchanged
+            stopped_source, stopped_target = exclamation_to_stop(source), exclamation_to_stop(target)
+            if stopped_source is not None and stopped_target is not None and rng.random() < shares.exclamation_to_stop:
+                source, target = stopped_source, stopped_target
         if rng.random() < shares.no_final_punctuation:
             source, target = drop_final_punctuation(source), drop_final_punctuation(target)
         out.append((source, target))

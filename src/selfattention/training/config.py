@@ -48,6 +48,7 @@ class DataConfig:
     titlecase: float = 0.0
     lowercase: float = 0.0
     no_final_punctuation: float = 0.0
+    exclamation_to_stop: float = 0.0  # of the pairs ending in "!" on both sides, the share ending in "." instead
     case_markers: bool = False  # ALL-CAPITALS words lower-cased and marked with ⇪ before SentencePiece (data/casing.py)
     # Pairs whose "it" refers to a noun (data/pronoun_pairs.py), made anew each epoch: their number
     # as a share of the corpus pairs of an epoch (0.05 adds 5 %)
@@ -89,7 +90,9 @@ class DataConfig:
             )
 
     def noise(self) -> NoiseShares:
-        return NoiseShares(self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation)
+        return NoiseShares(
+            self.uppercase, self.titlecase, self.lowercase, self.no_final_punctuation, self.exclamation_to_stop
+        )
 
     def repeat_counts(self) -> tuple[int, ...]:
         """How often each of ``corpora`` appears in one epoch."""
