@@ -245,11 +245,17 @@ def test_a_marker_learned_as_an_ordinary_character_does_not_mark() -> None:
     assert not tokenizer.marks_capitals
 
 
-def test_the_bundled_vocabulary_does_not_mark() -> None:
+def test_the_bundled_vocabulary_marks_capitals() -> None:
+    """The bundled model reads a shouted sentence as the marker and the lower-case words it knows."""
     tokenizer = Tokenizer.load(BUNDLED_MODELS / DEFAULT_MODEL)
-    assert not tokenizer.marks_capitals
+    assert tokenizer.marks_capitals
     text = "DO YOU KNOW THE NAME OF THIS SONG?"
-    assert tokenizer.encode(text) == raw_processor(tokenizer).encode(text)
+    ids = tokenizer.encode(text)
+    assert ids.count(tokenizer.piece_id(CASE_MARKER)) == 8  # one a word
+    assert [p for p in tokenizer.pieces(ids) if p != CASE_MARKER] == raw_processor(tokenizer).encode(
+        text.lower(), out_type=str
+    )
+    assert tokenizer.decode(ids) == text
 
 
 def test_with_case_marker_survives_save_and_load(plain: Tokenizer, tmp_path: Path) -> None:
