@@ -216,3 +216,44 @@ def test_excluded_sentences_are_never_made(generator: PronounPairs) -> None:
     again = [english for english, _ in careful.generate(400, random.Random(5))]
     assert len(again) == 400
     assert not set(again) & set(banned)
+
+
+PEOPLE_NOUNS = {"girl": ("fille", "f"), "boy": ("garçon", "m")}
+
+
+def _corpus_with_people() -> list[tuple[str, str]]:
+    pairs = corpus()
+    for english, (french, gender) in PEOPLE_NOUNS.items():
+        the, a = ("le " if gender == "m" else "la ") + french, ("un " if gender == "m" else "une ") + french
+        pairs += [
+            (f"I see the {english}.", f"Je vois {the}."),
+            (f"Where is the {english}?", f"Où est {the} ?"),
+            (f"This is a {english}.", f"C'est {a}."),
+            (f"We found a {english}.", f"Nous avons trouvé {a}."),
+        ]
+    return pairs
+
+
+def test_person_subjects_make_it_the_thing_whatever_the_persons_gender() -> None:
+    generator = PronounPairs(_corpus_with_people(), person_subjects=True)
+    combinations = set()
+    for linked in generator.generate_linked(800, random.Random(3)):
+        english, french = linked.pair
+        person = re.match(r"The (girl|boy) ", english)
+        if person is None:
+            assert not any(word in english for word in PEOPLE_NOUNS), english  # people come only in this shape
+            continue
+        words = english.split()
+        (noun,) = linked.antecedent
+        thing = words[noun].rstrip(",")
+        assert words[linked.pronoun] == "it" and noun == linked.pronoun - 2  # "the box because it", "the box, but it"
+        assert _pronoun(french) == ("il" if NOUNS[thing][1] == "m" else "elle"), (english, french)
+        assert french.startswith(f"{'La' if PEOPLE_NOUNS[person[1]][1] == 'f' else 'Le'} {PEOPLE_NOUNS[person[1]][0]} ")
+        combinations.add((PEOPLE_NOUNS[person[1]][1], NOUNS[thing][1]))
+    assert combinations == {("f", "m"), ("f", "f"), ("m", "m"), ("m", "f")}  # the person's gender tells nothing
+
+
+def test_without_person_subjects_people_are_never_subjects() -> None:
+    rng = random.Random(4)
+    pairs = PronounPairs(_corpus_with_people()).generate(600, rng)
+    assert not any(re.match(r"The (girl|boy) ", english) for english, _ in pairs)

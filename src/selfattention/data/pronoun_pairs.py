@@ -17,7 +17,10 @@ the same sentence. These pairs are built from the corpora themselves:
 2. ``The {animal} {verb} the {thing} because it {P}.``: two nouns; a predicate said of people
    (hungry, tired) refers to the animal, one said of things (delicious, empty) to the thing;
 3. ``The {N} is {P1}, but it is {P2}.``: the subject;
-4. ``Where is my {N}? It {P}.``: across a sentence boundary.
+4. ``Where is my {N}? It {P}.``: across a sentence boundary;
+5. with ``person_subjects``, ``The {person} {verb} the {thing} because it {P}.``: a person of
+   either gender does something to a thing, and "it" is the thing (never the person), whatever
+   the person's gender: "La fille a rendu le livre parce qu'il était ennuyeux.".
 
 :meth:`PronounPairs.generate_linked` says, for each pair, which English word is "it" and which
 word the antecedent: indices among the sentence's whitespace-separated words (``str.split()``),
@@ -298,9 +301,17 @@ def mine_clauses(pairs: Iterable[Pair], nouns: dict[str, FrenchNoun]) -> list[Cl
 class PronounPairs:
     """Makes pairs in which "it" refers to a noun; the French pronoun is il or elle by its gender."""
 
-    def __init__(self, pairs: Sequence[Pair], *, first_person: bool = False, exclude: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        *,
+        first_person: bool = False,
+        exclude: Iterable[str] = (),
+        person_subjects: bool = False,
+    ) -> None:
         """``first_person``: predicates said of the speaker too (:func:`mine_predicates`). ``exclude``:
-        sentences never to make (an evaluation set's), compared without case, spacing or final punctuation."""
+        sentences never to make (an evaluation set's), compared without case, spacing or final punctuation.
+        ``person_subjects``: shape 5 too (a person's act on a thing; off, the shapes draw as before it existed)."""
         self.nouns = mine_nouns(pairs)
         known = _french_words(pairs)
         self.predicates = mine_predicates(pairs, self.nouns, known, first_person=first_person)
@@ -308,6 +319,7 @@ class PronounPairs:
         self.clauses = mine_clauses(pairs, self.nouns)
         self.things = sorted(noun for noun in self.nouns if noun not in ANIMALS | PEOPLE)
         self.animals = sorted(noun for noun in self.nouns if noun in ANIMALS)
+        self.people = sorted(noun for noun in self.nouns if noun in PEOPLE) if person_subjects else []
         self._of_things = [p for p in self.predicates if p.of_things]
         self._of_people_only = [p for p in self.predicates if p.of_people and not p.of_things]
         self._of_things_only = [p for p in self.predicates if p.of_things and not p.of_people]
@@ -326,6 +338,8 @@ class PronounPairs:
         shapes = [self._after_clause, self._two_nouns, self._subject, self._next_sentence]
         if not (self.animals and self._of_people_only and self._of_things_only):
             shapes.remove(self._two_nouns)
+        if self.people:
+            shapes.append(self._person_and_thing)
         if not self.exclude:
             return [rng.choice(shapes)(rng) for _ in range(count)]
         made: list[LinkedPair] = []
@@ -385,6 +399,24 @@ class PronounPairs:
         )
         antecedent = 1 if about_animal else _word_count(clause) - 1  # "The {animal}", or the clause's last word
         return LinkedPair((english, _elide(french)), _word_count(clause + english_connective), (antecedent,))
+
+    def _person_and_thing(self, rng: random.Random) -> LinkedPair:
+        gender = rng.choice(GENDERS)  # the person's, drawn apart from the thing's: a distractor half the time
+        person = rng.choice([p for p in self.people if self.nouns[p].gender == gender] or self.people)
+        thing, thing_french = self._thing(rng)
+        present = rng.random() < 0.4
+        english_verb, french_verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
+        predicate = self._predicate(rng, self._of_things_only or self._of_things, present)
+        english_connective, french_connective = rng.choice(CONNECTIVES[:2])
+        clause = f"The {person} {english_verb} the {thing}"
+        english = f"{clause}{english_connective}it {predicate.english}."
+        french = (
+            f"{noun_phrase('the', self.nouns[person], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
+            f"{french_connective}{_pronoun(thing_french.gender)} {predicate.french(thing_french.gender)}."
+        )
+        return LinkedPair(
+            (english, _elide(french)), _word_count(clause + english_connective), (_word_count(clause) - 1,)
+        )
 
     def _subject(self, rng: random.Random) -> LinkedPair:
         noun, french = self._thing(rng)

@@ -49,7 +49,12 @@ class EpochData:
         if data.pronoun_pairs > 0:
             excluded = excluded_sentences(data.exclude, data.data_dir)
             try:
-                self.pronouns = PronounPairs(train_pairs, first_person=data.first_person_predicates, exclude=excluded)
+                self.pronouns = PronounPairs(
+                    train_pairs,
+                    first_person=data.first_person_predicates,
+                    exclude=excluded,
+                    person_subjects=data.person_subjects,
+                )
             except ValueError as error:
                 raise ValueError(f"data.pronoun_pairs={data.pronoun_pairs:g}: {error}") from None
             if excluded:
