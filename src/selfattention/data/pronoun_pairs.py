@@ -20,7 +20,7 @@ the same sentence. These pairs are built from the corpora themselves:
 4. ``Where is my {N}? It {P}.``: across a sentence boundary;
 5. with ``person_subjects``, ``The {person} {verb} the {thing} because it {P}.``: a person of
    either gender does something to a thing, and "it" is the thing (never the person), whatever
-   the person's gender: "La fille a rendu le livre parce qu'il était ennuyeux.".
+   the person's gender: "Le garçon a laissé tomber la bouteille parce qu'elle était lourde.".
 
 :meth:`PronounPairs.generate_linked` says, for each pair, which English word is "it" and which
 word the antecedent: indices among the sentence's whitespace-separated words (``str.split()``),

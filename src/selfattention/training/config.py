@@ -55,7 +55,7 @@ class DataConfig:
     pronoun_pairs: float = 0.0
     # Pronoun pairs' predicates also from what is said of the speaker ("I'm hungry." - "J'ai faim !")
     first_person_predicates: bool = False
-    # Pronoun pairs also of a person's act on a thing ("The girl returned the book because it was boring.")
+    # Pronoun pairs also of a person's act on a thing ("The boy dropped the bottle because it was heavy.")
     person_subjects: bool = False
     # Files of sentences (one a line, or TSV with the English first; # comments) never to generate:
     # an evaluation set's. A relative path is looked for as given, then under the data directory.
