@@ -383,40 +383,37 @@ class PronounPairs:
         animal_gender = rng.choice(("m", "f"))
         animals = [a for a in self.animals if self.nouns[a].gender == animal_gender] or self.animals
         animal = rng.choice(animals)
-        thing, thing_french = self._thing(rng)
+        thing, _ = self._thing(rng)
         present = rng.random() < 0.4
-        english_verb, french_verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
+        verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
         about_animal = rng.random() < 0.5
         choices = self._of_people_only if about_animal else self._of_things_only
         predicate = self._predicate(rng, choices, present)
-        gender = self.nouns[animal].gender if about_animal else thing_french.gender
-        english_connective, french_connective = rng.choice(CONNECTIVES[:2])
-        clause = f"The {animal} {english_verb} the {thing}"
-        english = f"{clause}{english_connective}it {predicate.english}."
-        french = (
-            f"{noun_phrase('the', self.nouns[animal], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
-            f"{french_connective}{_pronoun(gender)} {predicate.french(gender)}."
-        )
-        antecedent = 1 if about_animal else _word_count(clause) - 1  # "The {animal}", or the clause's last word
-        return LinkedPair((english, _elide(french)), _word_count(clause + english_connective), (antecedent,))
+        return self._acts_on(animal, verb, thing, predicate, rng.choice(CONNECTIVES[:2]), about_subject=about_animal)
 
     def _person_and_thing(self, rng: random.Random) -> LinkedPair:
         gender = rng.choice(GENDERS)  # the person's, drawn apart from the thing's: a distractor half the time
         person = rng.choice([p for p in self.people if self.nouns[p].gender == gender] or self.people)
-        thing, thing_french = self._thing(rng)
+        thing, _ = self._thing(rng)
         present = rng.random() < 0.4
-        english_verb, french_verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
+        verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
         predicate = self._predicate(rng, self._of_things_only or self._of_things, present)
-        english_connective, french_connective = rng.choice(CONNECTIVES[:2])
-        clause = f"The {person} {english_verb} the {thing}"
+        return self._acts_on(person, verb, thing, predicate, rng.choice(CONNECTIVES[:2]), about_subject=False)
+
+    def _acts_on(
+        self, subject: str, verb: Pair, thing: str, predicate: Predicate, connective: Pair, *, about_subject: bool
+    ) -> LinkedPair:
+        """``The {subject} {verb} the {thing}{connective}it {predicate}.``, "it" the subject or the thing."""
+        (english_verb, french_verb), (english_connective, french_connective) = verb, connective
+        gender = self.nouns[subject if about_subject else thing].gender
+        clause = f"The {subject} {english_verb} the {thing}"
         english = f"{clause}{english_connective}it {predicate.english}."
         french = (
-            f"{noun_phrase('the', self.nouns[person], capital=True)} {french_verb} {noun_phrase('the', thing_french)}"
-            f"{french_connective}{_pronoun(thing_french.gender)} {predicate.french(thing_french.gender)}."
+            f"{noun_phrase('the', self.nouns[subject], capital=True)} {french_verb} "
+            f"{noun_phrase('the', self.nouns[thing])}{french_connective}{_pronoun(gender)} {predicate.french(gender)}."
         )
-        return LinkedPair(
-            (english, _elide(french)), _word_count(clause + english_connective), (_word_count(clause) - 1,)
-        )
+        antecedent = 1 if about_subject else _word_count(clause) - 1  # "The {subject}", or the clause's last word
+        return LinkedPair((english, _elide(french)), _word_count(clause + english_connective), (antecedent,))
 
     def _subject(self, rng: random.Random) -> LinkedPair:
         noun, french = self._thing(rng)
