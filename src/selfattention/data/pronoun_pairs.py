@@ -351,11 +351,14 @@ class PronounPairs:
 
     # -- the shapes ---------------------------------------------------------------------------------
 
+    def _of_either_gender(self, rng: random.Random, pool: list[str]) -> str:
+        """A noun of ``pool``, masculine or feminine with equal chance (any of them if none has the gender)."""
+        gender = rng.choice(GENDERS)
+        return rng.choice([noun for noun in pool if self.nouns[noun].gender == gender] or pool)
+
     def _thing(self, rng: random.Random) -> tuple[str, FrenchNoun]:
         """A thing noun, masculine or feminine with equal chance."""
-        gender = rng.choice(("m", "f"))
-        choices = [noun for noun in self.things if self.nouns[noun].gender == gender] or self.things
-        noun = rng.choice(choices)
+        noun = self._of_either_gender(rng, self.things)
         return noun, self.nouns[noun]
 
     def _predicate(self, rng: random.Random, choices: list[Predicate], present: bool) -> Predicate:
@@ -380,9 +383,7 @@ class PronounPairs:
         return LinkedPair(pair, _word_count(english + english_connective), (_word_count(english) - 1,))
 
     def _two_nouns(self, rng: random.Random) -> LinkedPair:
-        animal_gender = rng.choice(("m", "f"))
-        animals = [a for a in self.animals if self.nouns[a].gender == animal_gender] or self.animals
-        animal = rng.choice(animals)
+        animal = self._of_either_gender(rng, self.animals)
         thing, _ = self._thing(rng)
         present = rng.random() < 0.4
         verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
@@ -392,8 +393,7 @@ class PronounPairs:
         return self._acts_on(animal, verb, thing, predicate, rng.choice(CONNECTIVES[:2]), about_subject=about_animal)
 
     def _person_and_thing(self, rng: random.Random) -> LinkedPair:
-        gender = rng.choice(GENDERS)  # the person's, drawn apart from the thing's: a distractor half the time
-        person = rng.choice([p for p in self.people if self.nouns[p].gender == gender] or self.people)
+        person = self._of_either_gender(rng, self.people)  # drawn apart from the thing: a distractor half the time
         thing, _ = self._thing(rng)
         present = rng.random() < 0.4
         verb = rng.choice(PRESENT_VERBS if present else PAST_VERBS)
