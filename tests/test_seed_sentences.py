@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 STRONGEST_HEAD = 0.5
 NOT_YET_RIGHT = {
-    "I love apple juice.": "the bundled model writes 'J'adore la pomme du jus.'; Tatoeba's train split pairs this "
+    "I love apple juice.": "the bundled model writes 'J'adore les jus d'orange.'; Tatoeba's train split pairs this "
     "very sentence with 'J'adore le jus d'orange.'"
 }
 
