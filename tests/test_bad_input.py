@@ -446,3 +446,16 @@ def test_web_context_word_that_is_not_text(client: TestClient) -> None:
     response = client.post("/api/context", content=body, headers=headers)
     assert response.status_code == 422, response.text
     assert "no word '\\udcff'" in response.json()["detail"]
+
+
+def test_a_reader_that_leaves_stops_the_command_quietly(tiny_model_dir: Path) -> None:
+    """`selfattention heads ... | head -1`: the pipe's reader is gone before the table is written."""
+    command = [sys.executable, "-m", "selfattention", "heads", "--model", str(tiny_model_dir), "the dog runs"]
+    command += ["--from", "dog", "--to", "runs"]
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader leaves before a line is written
+    err = process.stderr.read().decode("utf-8")
+    assert process.wait(timeout=120) == 141, err  # 128 + SIGPIPE, as a process the signal stopped
+    assert err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,8 @@ from selfattention.decoding import InputError
 from selfattention.engine.allocator import tune_allocator
 from selfattention.inspection.notation import PIECES_NOTE
 from selfattention.model_files import ModelFileError
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE (13): the status of a process the signal stopped
 
 COMMANDS = (explain, translate, watch, attention, heads, contrast, context, train, evaluate, serve, interop, doctor)
 
@@ -71,10 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     tune_allocator()  # faster tensor allocation; changes no result
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except (CommandError, CorpusError, InputError, ModelFileError, TokenizerError) as error:
         sys.stderr.write(f"selfattention {args.command}: error: {error}\n")
         return 2
+    except BrokenPipeError:  # the reader left (`... | head`): stop quietly, as a process killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails no more
+        return EXIT_BROKEN_PIPE
     except (ValueError, OSError) as error:  # bad values or unwritable paths that reached the library
         if args.verbose:
             raise
