@@ -74,6 +74,46 @@ def test_translate_reads_lines_from_stdin(
     assert output == Translator.load(tiny_model_dir).translate(texts, DecodingConfig(beam_size=2))
 
 
+SEVEN_LINES = b"The red dog runs.\nThe cat sleeps.\n\nA man walks.\nThe bird sings.\nTwo dogs play.\nThe boy eats.\n"
+
+
+def test_windows_translate_as_one_window_does(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_stdin(monkeypatch, SEVEN_LINES)
+    code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), "--beam", "2", "--window", "3")
+    assert code == 0, err
+    texts = SEVEN_LINES.decode("utf-8").splitlines()
+    assert lines(out) == Translator.load(tiny_model_dir).translate(texts, DecodingConfig(beam_size=2))
+
+
+def test_a_stopped_translation_keeps_the_windows_it_wrote(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped (Ctrl-C) in its third window, `translate` has written the first two windows' lines."""
+    translate = TextTranslator.translate
+    windows: list[int] = []
+
+    def stopped_in_the_third(self: TextTranslator, texts: list[str], *args: object, **kwargs: object) -> list[str]:
+        windows.append(len(texts))
+        if len(windows) == 3:
+            raise KeyboardInterrupt
+        return translate(self, texts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TextTranslator, "translate", stopped_in_the_third)
+    set_stdin(monkeypatch, SEVEN_LINES)
+    code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), "--beam", "1", "--window", "3")
+    assert (code, err) == (130, "interrupted\n")
+    assert windows == [3, 3, 1]
+    texts = SEVEN_LINES.decode("utf-8").splitlines()[:6]
+    assert lines(out) == Translator.load(tiny_model_dir).translate(texts, DecodingConfig(beam_size=1))
+
+
+def test_translate_refuses_a_window_of_no_lines(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "translate", "--model", str(tiny_model_dir), "--window", "0", "The dog runs.")
+    assert_clean_error(code, out, err, "--window", "at least 1")
+
+
 def test_translate_of_empty_stdin_prints_nothing(
     tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,8 @@ from selfattention.engine.workers import automatic_workers
 
 log = logging.getLogger(__name__)
 
+WINDOW = 10_000  # lines of standard input translated, then written, together
+
 WORKERS_RULE = (
     "one process for one batch; for more, one process of one thread per core it may use, at most one per batch"
 )
@@ -42,6 +44,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--quiet",
         action="store_true",
         help="no progress bar (it is drawn only when standard error is a terminal)",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=WINDOW,
+        metavar="LINES",
+        help=(
+            f"lines translated together (default {WINDOW}): each window's translations are written as soon "
+            "as it is done, so output comes while the rest is translated and a stopped run keeps what it wrote; "
+            "within a window, sentences are sorted by length into batches"
+        ),
     )
     add_decoding_arguments(parser)
     parser.set_defaults(run=run_translate)
@@ -151,7 +164,11 @@ def load_translator(
 
 
 def run_translate(args: argparse.Namespace) -> int:
+    from selfattention.cli.common import CommandError
+
     config = decoding_config(args)
+    if args.window < 1:
+        raise CommandError("--window must be at least 1 line")
     texts = list(args.text) if args.text else read_stdin_lines()
     translator = load_translator(args, texts, config, split_long=True)
     bar = None
@@ -159,8 +176,15 @@ def run_translate(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts), unit="sentence", file=sys.stderr, desc="translating")
-    outputs = translator.translate(texts, config, progress=bar.update if bar is not None else None, split_long=True)
-    if bar is not None:
-        bar.close()
-    sys.stdout.write("".join(line + "\n" for line in outputs))
+    try:
+        for start in range(0, len(texts), args.window):
+            window = texts[start : start + args.window]
+            outputs = translator.translate(
+                window, config, progress=bar.update if bar is not None else None, split_long=True
+            )
+            sys.stdout.write("".join(line + "\n" for line in outputs))
+            sys.stdout.flush()  # a window's lines are out before the next one starts
+    finally:
+        if bar is not None:
+            bar.close()
     return 0
