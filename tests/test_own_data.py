@@ -245,6 +245,23 @@ def test_a_resumed_run_refuses_changed_settings_but_takes_new_limits(
     assert recorded["train"]["max_steps"] == 5 and recorded["data"]["vocab_size"] == 120
 
 
+def test_a_setting_newer_than_the_run_may_stay_at_its_default_on_resume(
+    tiny_run_config: RunConfig, own_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run begun before data.exclamation_to_stop existed trained without it: only its default resumes."""
+    config = own_config(tiny_run_config, own_files, max_steps=3)
+    train(config, tmp_path / "run", show_progress=False)
+    record = tmp_path / "run" / "run_config.json"
+    older = json.loads(record.read_text())
+    del older["data"]["exclamation_to_stop"]
+    record.write_text(json.dumps(older))
+    newer = dataclasses.replace(config, data=dataclasses.replace(config.data, exclamation_to_stop=0.3))
+    with pytest.raises(TrainingError, match=r"data.exclamation_to_stop 0.0 \(not recorded: .*\) → 0.3"):
+        train(newer, tmp_path / "run", resume=True, show_progress=False)
+    train(with_train(config, max_steps=4), tmp_path / "run", resume=True, show_progress=False)  # the default resumes
+    assert (tmp_path / "run" / "checkpoints" / "step-00000004").is_dir()
+
+
 # --- the command line --------------------------------------------------------------------------------
 
 

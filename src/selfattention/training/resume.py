@@ -9,12 +9,12 @@ trains, how often it validates and saves, its threads, and where the data is.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from selfattention.config import ModelConfig
-from selfattention.training.config import RunConfig
+from selfattention.training.config import DataConfig, RunConfig, TrainConfig
 
 RECORD = "run_config.json"
 RESUME_MAY_CHANGE = (
@@ -79,7 +79,11 @@ def as_recorded(config: RunConfig, recorded: dict[str, Any]) -> RunConfig:
 
 
 def changed_settings(config: RunConfig, recorded: dict[str, Any]) -> list[str]:
-    """Each setting of ``config`` that differs from the record and may not change on resume, as "table.key old → new"."""
+    """Each setting of ``config`` that differs from the record and may not change on resume, as "table.key old → new".
+
+    A data or train setting the record lacks is one this version added after the run began: the run
+    trained with its default, so a value other than the default is a change too.
+    """
     current = config.to_dict()
     changed = []
     for table, values in recorded.items():
@@ -93,6 +97,15 @@ def changed_settings(config: RunConfig, recorded: dict[str, Any]) -> list[str]:
                 new = list(new)
             if new != old and f"{table}.{key}" not in RESUME_MAY_CHANGE:
                 changed.append(f"{table}.{key} {old!r} → {new!r}")
+    defaults = {"data": asdict(DataConfig()), "train": asdict(TrainConfig())}
+    for table, table_defaults in defaults.items():
+        values = recorded.get(table)
+        if not isinstance(values, dict):
+            continue
+        for key, new in current[table].items():
+            default = table_defaults.get(key)
+            if key not in values and new != default and f"{table}.{key}" not in RESUME_MAY_CHANGE:
+                changed.append(f"{table}.{key} {default!r} (not recorded: the run began before it existed) → {new!r}")
     return changed
 
 
