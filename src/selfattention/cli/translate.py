@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from selfattention.cli.common import examples, read_stdin_lines, resolve_model
+from selfattention.cli.common import CommandError, examples, read_stdin_lines, resolve_model
 from selfattention.decoding.text_translator import DecodingConfig, TextTranslator
 from selfattention.engine import PRECISIONS
 from selfattention.engine.workers import automatic_workers
@@ -92,8 +92,6 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decoding_config(args: argparse.Namespace) -> DecodingConfig:
-    from selfattention.cli.common import CommandError
-
     if args.beam < 1:
         raise CommandError("--beam must be at least 1")
     if args.batch_size < 1:
@@ -147,7 +145,6 @@ def load_translator(
 ) -> TextTranslator:
     """The --model translator (:func:`open_translator`), with its decoding workers started when ``texts`` make
     more than one batch."""
-    from selfattention.cli.common import CommandError
     from selfattention.decoding import WorkersError
 
     translator = open_translator(resolve_model(args.model), args.device, args.precision)
@@ -164,8 +161,6 @@ def load_translator(
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from selfattention.cli.common import CommandError
-
     config = decoding_config(args)
     if args.window < 1:
         raise CommandError("--window must be at least 1 line")
@@ -176,12 +171,10 @@ def run_translate(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts), unit="sentence", file=sys.stderr, desc="translating")
+    progress = bar.update if bar is not None else None
     try:
         for start in range(0, len(texts), args.window):
-            window = texts[start : start + args.window]
-            outputs = translator.translate(
-                window, config, progress=bar.update if bar is not None else None, split_long=True
-            )
+            outputs = translator.translate(texts[start : start + args.window], config, progress, split_long=True)
             sys.stdout.write("".join(line + "\n" for line in outputs))
             sys.stdout.flush()  # a window's lines are out before the next one starts
     finally:
