@@ -85,28 +85,28 @@ def changed_settings(config: RunConfig, recorded: dict[str, Any]) -> list[str]:
     trained with its default, so a value other than the default is a change too.
     """
     current = config.to_dict()
+    defaults = {"data": asdict(DataConfig()), "train": asdict(TrainConfig())}
     changed = []
     for table, values in recorded.items():
         if not isinstance(values, dict) or table not in current:
             continue
-        for key, old in values.items():
-            if table == "model" and key in _DERIVED:
-                continue
-            new = current[table].get(key, old)
-            if isinstance(new, tuple):
-                new = list(new)
-            if new != old and f"{table}.{key}" not in RESUME_MAY_CHANGE:
-                changed.append(f"{table}.{key} {old!r} → {new!r}")
-    defaults = {"data": asdict(DataConfig()), "train": asdict(TrainConfig())}
-    for table, table_defaults in defaults.items():
-        values = recorded.get(table)
-        if not isinstance(values, dict):
-            continue
         for key, new in current[table].items():
-            default = table_defaults.get(key)
-            if key not in values and new != default and f"{table}.{key}" not in RESUME_MAY_CHANGE:
-                changed.append(f"{table}.{key} {default!r} (not recorded: the run began before it existed) → {new!r}")
+            if (table == "model" and key in _DERIVED) or f"{table}.{key}" in RESUME_MAY_CHANGE:
+                continue
+            if key in values:
+                old, note = _as_json(values[key]), ""
+            elif table in defaults:
+                old, note = _as_json(defaults[table][key]), " (not recorded: the run began before it existed)"
+            else:
+                continue
+            if _as_json(new) != old:
+                changed.append(f"{table}.{key} {old!r}{note} → {_as_json(new)!r}")
     return changed
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as ``run_config.json`` holds it: a tuple as a list."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def refuse_changed_settings(run_dir: Path, config: RunConfig, recorded: dict[str, Any]) -> None:
